@@ -1,0 +1,206 @@
+"""Latent geometries: how encoder features become q(z|x), what the prior is, and
+how the KL term is computed. One class per geometry.
+
+===========  ==================  =====================  ==========================
+geometry     posterior q(z|x)    prior p(z)             KL(q || p)
+===========  ==================  =====================  ==========================
+euclidean    N(mu, diag s^2)     N(0, I)                closed form
+sphere       vMF(mu, kappa)      uniform on S^d         closed form (registered)
+hyperbolic   WrappedNormal(mu,s) WrappedNormal(o, I)    Monte Carlo, exact log q - log p
+===========  ==================  =====================  ==========================
+
+``latent_dim`` is always the dimension of the manifold: a 2-D sphere is S^2 in R^3
+and a 2-D hyperbolic latent is H^2 in R^3. The decoder reads the ambient
+coordinates (``ambient_dim``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.distributions import Distribution, Independent, Normal, kl_divergence
+
+from ..errors import ConfigError
+
+#: Floor on the posterior std of the Gaussian and wrapped normal. Below it
+#: log det Sigma -> -inf and the KL gradient explodes; 1e-4 is far below any
+#: scale a trained VAE uses (typically 1e-2 .. 1).
+MIN_SCALE = 1e-4
+#: Floor on the vMF concentration, as in Davidson et al.'s reference code:
+#: a posterior with kappa < 1 is almost uniform and carries next to no
+#: information, and the floor keeps early training away from that plateau.
+MIN_CONCENTRATION = 1.0
+
+
+class Latent(nn.Module):
+    """Base class. Subclasses set ``geometry`` and implement the hooks."""
+
+    geometry = "base"
+    closed_form_kl = True
+
+    def __init__(self, in_features: int, dim: int):
+        super().__init__()
+        if int(dim) != dim or dim < 1:
+            raise ConfigError(f"latent_dim must be a positive integer, got {dim!r}")
+        self.dim = int(dim)
+        self.in_features = in_features
+
+    # -- to implement -------------------------------------------------------
+    @property
+    def manifold(self):
+        raise NotImplementedError
+
+    @property
+    def ambient_dim(self) -> int:
+        raise NotImplementedError
+
+    def posterior(self, h: torch.Tensor) -> Distribution:
+        raise NotImplementedError
+
+    def prior(self, batch_shape: torch.Size, like: torch.Tensor) -> Distribution:
+        raise NotImplementedError
+
+    def location(self, q: Distribution) -> torch.Tensor:
+        """The point on the manifold that summarises q: its mode (the Normal's and
+        wrapped normal's mean, the vMF's mean direction). The latent explorer and
+        k-NN read these."""
+        raise NotImplementedError
+
+    # -- shared --------------------------------------------------------------
+    def kl(self, q: Distribution, z: torch.Tensor | None = None) -> torch.Tensor:
+        """KL(q || prior), shape q.batch_shape.
+
+        Closed form where it exists; otherwise the Monte Carlo estimate
+        mean_s [log q(z_s) - log p(z_s)] on the samples ``z`` (S, *batch, ambient)
+        that the reconstruction term used (unbiased, and exact in expectation).
+        """
+        p = self.prior(q.batch_shape, like=self.location(q))
+        if self.closed_form_kl:
+            return kl_divergence(q, p)
+        if z is None:
+            z = q.rsample((1,))
+        return (q.log_prob(z) - p.log_prob(z)).mean(0)
+
+
+class EuclideanLatent(Latent):
+    geometry = "euclidean"
+
+    def __init__(self, in_features: int, dim: int):
+        super().__init__(in_features, dim)
+        self.loc_head = nn.Linear(in_features, dim)
+        self.scale_head = nn.Linear(in_features, dim)
+
+    @property
+    def manifold(self):
+        from ..manifolds.euclidean import Euclidean
+        return Euclidean(self.dim)
+
+    @property
+    def ambient_dim(self) -> int:
+        return self.dim
+
+    def posterior(self, h):
+        loc = self.loc_head(h)
+        scale = F.softplus(self.scale_head(h)) + MIN_SCALE
+        return Independent(Normal(loc, scale), 1)
+
+    def prior(self, batch_shape, like):
+        zeros = like.new_zeros((*batch_shape, self.dim))
+        return Independent(Normal(zeros, torch.ones_like(zeros)), 1)
+
+    def location(self, q):
+        return q.base_dist.loc
+
+
+class SphereLatent(Latent):
+    """vMF posterior on S^d (in R^{d+1}), uniform prior."""
+
+    geometry = "sphere"
+
+    def __init__(self, in_features: int, dim: int):
+        super().__init__(in_features, dim)
+        self.loc_head = nn.Linear(in_features, dim + 1)
+        self.concentration_head = nn.Linear(in_features, 1)
+
+    @property
+    def manifold(self):
+        from ..manifolds.sphere import Sphere
+        return Sphere(self.dim)
+
+    @property
+    def ambient_dim(self) -> int:
+        return self.dim + 1
+
+    def posterior(self, h):
+        from ..distributions.von_mises_fisher import VonMisesFisher
+        raw = self.loc_head(h)
+        # 1e-12 only guards 0/0 for an all-zero output; any real direction is
+        # normalised exactly.
+        loc = raw / raw.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        kappa = F.softplus(self.concentration_head(h)).squeeze(-1) + MIN_CONCENTRATION
+        return VonMisesFisher(loc, kappa)
+
+    def prior(self, batch_shape, like):
+        from ..distributions.hyperspherical_uniform import HypersphericalUniform
+        return HypersphericalUniform(self.dim, batch_shape=batch_shape,
+                                     dtype=like.dtype, device=like.device)
+
+    def location(self, q):
+        return q.loc
+
+
+class HyperbolicLatent(Latent):
+    """Wrapped normal on H^d (Lorentz model in R^{d+1}); prior at the origin.
+
+    The encoder outputs a tangent vector v at the origin; mu = exp_o((0, v)).
+    """
+
+    geometry = "hyperbolic"
+    closed_form_kl = False
+
+    def __init__(self, in_features: int, dim: int):
+        super().__init__(in_features, dim)
+        self.loc_head = nn.Linear(in_features, dim)
+        self.scale_head = nn.Linear(in_features, dim)
+
+    @property
+    def manifold(self):
+        from ..manifolds.lorentz import Lorentz
+        return Lorentz(self.dim)
+
+    @property
+    def ambient_dim(self) -> int:
+        return self.dim + 1
+
+    def posterior(self, h):
+        from ..distributions.wrapped_normal import WrappedNormal
+        v = self.loc_head(h)
+        u = torch.cat([torch.zeros_like(v[..., :1]), v], dim=-1)
+        m = self.manifold
+        loc = m.expmap(m.origin(*v.shape[:-1], dtype=v.dtype, device=v.device), u)
+        scale = F.softplus(self.scale_head(h)) + MIN_SCALE
+        return WrappedNormal(loc, scale)
+
+    def prior(self, batch_shape, like):
+        from ..distributions.wrapped_normal import WrappedNormal
+        m = self.manifold
+        origin = m.origin(*batch_shape, dtype=like.dtype, device=like.device)
+        return WrappedNormal(origin, origin.new_ones((*batch_shape, self.dim)))
+
+    def location(self, q):
+        return q.loc
+
+
+GEOMETRIES = {
+    "euclidean": EuclideanLatent,
+    "sphere": SphereLatent,
+    "hyperbolic": HyperbolicLatent,
+}
+
+
+def make_latent(geometry: str, in_features: int, dim: int) -> Latent:
+    if geometry not in GEOMETRIES:
+        raise ConfigError(
+            f"unknown geometry {geometry!r}; choose one of {', '.join(GEOMETRIES)}")
+    return GEOMETRIES[geometry](in_features, dim)
