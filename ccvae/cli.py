@@ -1,0 +1,282 @@
+"""Command line: ``python -m ccvae`` (also installed as ``ccvae``).
+
+    ccvae train --dataset mnist --geometry sphere --latent-dim 2 --epochs 30 --out checkpoints/x
+    ccvae evaluate checkpoints/x [--iwae-samples 500]
+    ccvae list [ROOT]
+
+Every failure the user can fix (a bad flag, a missing file, a corrupt checkpoint)
+ends with one line on stderr and a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from .errors import CCVAEError, ConfigError
+
+EXIT_USAGE = 2
+EXIT_ERROR = 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error on one line."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, raw = text.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip().replace("-", "_"), value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .models import GEOMETRIES, LIKELIHOODS
+
+    parser = _Parser(prog="ccvae", description=(
+        "Constant-curvature VAEs: train, evaluate and list models whose latent space is "
+        "flat (Gaussian), spherical (von Mises-Fisher) or hyperbolic (wrapped normal)."))
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    t = sub.add_parser("train", help="train a VAE and write a checkpoint directory",
+                       description="Train a VAE and write a checkpoint directory (weights, config.json, metrics.json).")
+    t.add_argument("--dataset", default="mnist", help="mnist, lfw or qm9 (default: mnist)")
+    t.add_argument("--data-dir", help="folder holding the dataset files (default: CCVAE_DATA, then the built-in sources)")
+    t.add_argument("--geometry", default="euclidean", choices=list(GEOMETRIES), help="latent geometry (default: euclidean)")
+    t.add_argument("--latent-dim", type=_positive_int, default=2, help="dimension of the latent manifold: 2 means R^2, S^2 or H^2 (default: 2)")
+    t.add_argument("--hidden", type=_positive_int, default=256, help="width of each hidden layer (default: 256)")
+    t.add_argument("--layers", type=_non_negative_int, default=2, help="hidden layers in the encoder and in the decoder (default: 2)")
+    t.add_argument("--likelihood", choices=list(LIKELIHOODS), help="observation model (default: bernoulli for images, von_mises for qm9)")
+    t.add_argument("--activation", default="relu", help="relu, elu, tanh, gelu or silu (default: relu)")
+    t.add_argument("--epochs", type=_positive_int, default=30, help="maximum number of epochs (default: 30)")
+    t.add_argument("--batch-size", type=_positive_int, default=128, help="(default: 128)")
+    t.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate (default: 1e-3)")
+    t.add_argument("--seed", type=_non_negative_int, default=0, help="seed for the split, initialisation and sampling (default: 0)")
+    t.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: auto = CUDA when available)")
+    t.add_argument("--kl-warmup-epochs", type=_non_negative_int, default=0, help="anneal the KL weight from 0 to 1 over this many epochs (default: 0 = off)")
+    t.add_argument("--early-stopping", type=_positive_int, metavar="PATIENCE", help="stop after this many epochs without a better validation ELBO")
+    t.add_argument("--max-examples", type=_positive_int, help="train on at most this many examples (quick runs)")
+    t.add_argument("--binarize", choices=["none", "dynamic"], default="none", help="dynamic: resample binary pixels every batch (Davidson et al.'s protocol)")
+    t.add_argument("--data-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE", help="extra dataset option, e.g. max_molecules=2000 for qm9")
+    t.add_argument("--iwae-samples", type=_non_negative_int, default=100, help="importance samples for the final test IWAE (default: 100; 0 skips it)")
+    t.add_argument("--out", help="checkpoint directory to write (default: runs/<dataset>-<geometry>-d<dim>-l<layers>-s<seed>)")
+    t.add_argument("--progress-file", help="append one JSON line per epoch (and batch progress) to this file, for dashboards")
+    t.add_argument("--stop-file", help="stop cleanly (keeping the best model) as soon as this file exists")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("evaluate", help="evaluate a checkpoint on its test set and update metrics.json",
+                       description="Evaluate a checkpoint on its dataset's test split, print a table and update its metrics.json.")
+    e.add_argument("path", help="checkpoint directory")
+    e.add_argument("--iwae-samples", type=_non_negative_int, default=500, help="importance samples for the IWAE bound (default: 500; 0 skips it)")
+    e.add_argument("--batch-size", type=_positive_int, default=100, help="test batch size; the ELBO's batch spread uses it (default: 100)")
+    e.add_argument("--float64", action="store_true", help="evaluate in double precision")
+    e.add_argument("--data-dir", help="folder holding the dataset (default: the one recorded at training)")
+    e.add_argument("--max-examples", type=_positive_int, help="evaluate on the first N test examples only")
+    e.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    e.add_argument("--no-write", action="store_true", help="print only; leave metrics.json unchanged")
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    ls = sub.add_parser("list", help="list the checkpoints under a folder",
+                        description="List every checkpoint under ROOT with its geometry, data and test metrics.")
+    ls.add_argument("root", nargs="?", default="checkpoints", help="folder to search (default: checkpoints)")
+    ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser
+
+
+# -- helpers ---------------------------------------------------------------------
+
+def format_table(rows: list[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """A plain aligned text table."""
+    if not rows:
+        return "(none)"
+    columns = list(columns or rows[0].keys())
+
+    def cell(v):
+        if isinstance(v, float):
+            return f"{v:.4g}" if abs(v) < 1e-2 and v != 0 else f"{v:.2f}"
+        return "" if v is None else str(v)
+
+    body = [[cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(b[i]) for b in body)) for i, c in enumerate(columns)]
+    line = lambda vals: "  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(vals, widths)))
+    return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(b) for b in body])
+
+
+def metrics_table(metrics: dict[str, Any]) -> str:
+    keys = [("elbo", "ELBO (nats)"), ("elbo_batch_std", "  ± batch std"), ("recon", "reconstruction"),
+            ("kl", "KL"), ("iwae", "IWAE log-likelihood"), ("iwae_k", "  importance samples"),
+            ("bits_per_dim", "bits/dim"), ("knn_accuracy", "k-NN accuracy"),
+            ("angle_mae_deg", "mean |angle error| (deg)"), ("angle_median_deg", "median |angle error| (deg)"),
+            ("n_examples", "test examples")]
+    rows = [{"metric": label, "value": metrics[k]} for k, label in keys if k in metrics]
+    return format_table(rows)
+
+
+class ProgressFile:
+    """JSON-lines progress for a dashboard that watches a training subprocess.
+
+    Epoch records are appended as they come; batch progress is written at most
+    twice a second so the file stays small.
+    """
+
+    def __init__(self, path: str | Path):
+        import time
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._clock = time.monotonic
+        self._last = 0.0
+
+    def write(self, record: dict) -> None:
+        import time
+        record = {"time": time.time(), **record}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record, default=str) + "\n")
+
+    def epoch(self, record: dict) -> None:
+        self.write({"event": "epoch", **record})
+
+    def batch(self, epoch: int, i: int, n: int) -> None:
+        now = self._clock()
+        if now - self._last >= 0.5 or i == n:
+            self._last = now
+            self.write({"event": "batch", "epoch": epoch, "batch": i, "n_batches": n})
+
+
+# -- commands ----------------------------------------------------------------------
+
+def cmd_train(args) -> int:
+    from . import checkpoints
+    from .data.registry import load_dataset
+    from .training import TrainConfig, resolve_device
+    from .workflows import train_to_checkpoint
+
+    cfg = TrainConfig(dataset=args.dataset, geometry=args.geometry, latent_dim=args.latent_dim,
+                      hidden=args.hidden, layers=args.layers, likelihood=args.likelihood,
+                      activation=args.activation, epochs=args.epochs, batch_size=args.batch_size,
+                      lr=args.lr, seed=args.seed, device=args.device,
+                      kl_warmup_epochs=args.kl_warmup_epochs, early_stopping=args.early_stopping,
+                      max_examples=args.max_examples, binarize=args.binarize,
+                      data_dir=args.data_dir, dataset_options=dict(args.data_option))
+    out = Path(args.out or f"runs/{cfg.dataset}-{cfg.geometry}-d{cfg.latent_dim}-l{cfg.layers}-s{cfg.seed}")
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not checkpoints.is_checkpoint(out))):
+        raise ConfigError(f"--out {out} exists and is not a checkpoint; choose another folder")
+    resolve_device(cfg.device)
+    bundle = load_dataset(cfg.dataset, cfg.data_dir, seed=cfg.seed, **cfg.dataset_options)
+    if not args.quiet:
+        print(bundle.summary(), file=sys.stderr)
+    progress = ProgressFile(args.progress_file) if args.progress_file else None
+    stop_file = Path(args.stop_file) if args.stop_file else None
+    if progress:
+        progress.write({"event": "start", "config": cfg.to_dict(), "out": str(out),
+                        "data": bundle.summary()})
+    result, metrics = train_to_checkpoint(
+        cfg, out, bundle=bundle, iwae_samples=args.iwae_samples, progress=not args.quiet,
+        on_epoch=progress.epoch if progress else None, on_batch=progress.batch if progress else None,
+        should_stop=(lambda: stop_file.exists()) if stop_file else None)
+    if progress:
+        progress.write({"event": "done", "stopped": result.stopped, "out": str(out),
+                        "test": metrics["test"]})
+    print(f"wrote {out} (best epoch {result.best_epoch}, {result.stopped}, {result.seconds:.0f} s)")
+    print(metrics_table(metrics["test"]))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from . import checkpoints
+    from .data.registry import load_dataset
+    from .training import TrainConfig, resolve_device
+    from .workflows import evaluate_bundle
+
+    device = resolve_device(args.device)
+    model, info = checkpoints.load(args.path, map_location=device)
+    cfg = TrainConfig.from_dict(info.config.get("training", {}) or {"dataset": info.dataset})
+    bundle = load_dataset(cfg.dataset, args.data_dir or cfg.data_dir, seed=cfg.seed, **cfg.dataset_options)
+    trained_on = info.config.get("data", {}).get("source")
+    if trained_on and trained_on.split(":")[0] != bundle.source.split(":")[0]:
+        print(f"note: trained on {trained_on}, evaluating on {bundle.source}", file=sys.stderr)
+    test = evaluate_bundle(model, bundle, cfg, iwae_samples=args.iwae_samples, batch_size=args.batch_size,
+                           float64=args.float64, max_examples=args.max_examples, device=device,
+                           progress=not args.quiet)
+    print(metrics_table(test))
+    if not args.no_write:
+        checkpoints.update_metrics(args.path, test=test)
+        print(f"updated {Path(args.path) / checkpoints.METRICS_FILE}", file=sys.stderr)
+    return 0
+
+
+def cmd_list(args) -> int:
+    from .checkpoints import list_checkpoints
+
+    root = Path(args.root)
+    if not root.is_dir():
+        raise ConfigError(f"{root} is not a folder")
+    rows = [c.summary_row() for c in list_checkpoints(root)]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print(f"no checkpoints under {root}")
+    else:
+        print(format_table(rows, ["name", "dataset", "geometry", "latent_dim", "layers", "hidden",
+                                  "likelihood", "test_elbo", "test_iwae", "subset"]))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "list": cmd_list}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except CCVAEError as e:
+        print(f"ccvae {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"ccvae {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
