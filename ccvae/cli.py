@@ -49,6 +49,12 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _widths(text: str) -> int | list[int]:
+    parts = text.split(",")
+    values = [_positive_int(p) for p in parts]
+    return values[0] if len(values) == 1 else values
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -85,8 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data-dir", help="folder holding the dataset files (default: CCVAE_DATA, then the built-in sources)")
     t.add_argument("--geometry", default="euclidean", choices=list(GEOMETRIES), help="latent geometry (default: euclidean)")
     t.add_argument("--latent-dim", type=_positive_int, default=2, help="dimension of the latent manifold: 2 means R^2, S^2 or H^2 (default: 2)")
-    t.add_argument("--hidden", type=_positive_int, default=256, help="width of each hidden layer (default: 256)")
-    t.add_argument("--layers", type=_non_negative_int, default=2, help="hidden layers in the encoder and in the decoder (default: 2)")
+    t.add_argument("--hidden", type=_widths, default=256, help="width of each hidden layer, or one width per layer such as 256,128 (the decoder mirrors it) (default: 256)")
+    t.add_argument("--layers", type=_non_negative_int, default=2, help="hidden layers in the encoder and in the decoder; ignored when --hidden lists widths (default: 2)")
     t.add_argument("--likelihood", choices=list(LIKELIHOODS), help="observation model (default: bernoulli for images, von_mises for qm9)")
     t.add_argument("--activation", default="relu", help="relu, elu, tanh, gelu or silu (default: relu)")
     t.add_argument("--epochs", type=_positive_int, default=30, help="maximum number of epochs (default: 30)")

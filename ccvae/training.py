@@ -31,7 +31,7 @@ class TrainConfig:
     dataset: str = "mnist"
     geometry: str = "euclidean"
     latent_dim: int = 2
-    hidden: int = 256
+    hidden: int | list[int] = 256
     layers: int = 2
     likelihood: str | None = None
     activation: str = "relu"
@@ -54,8 +54,14 @@ class TrainConfig:
             self.likelihood = DEFAULT_LIKELIHOOD.get(self.dataset, "bernoulli")
         if self.likelihood not in LIKELIHOODS:
             raise ConfigError(f"unknown likelihood {self.likelihood!r}; choose one of {', '.join(LIKELIHOODS)}")
-        positive = {"latent_dim": self.latent_dim, "hidden": self.hidden, "epochs": self.epochs,
-                    "batch_size": self.batch_size}
+        if isinstance(self.hidden, (list, tuple)):
+            self.hidden = [int(h) for h in self.hidden]
+            self.layers = len(self.hidden)
+            if any(h < 1 for h in self.hidden):
+                raise ConfigError(f"hidden widths must be positive integers, got {self.hidden}")
+        positive = {"latent_dim": self.latent_dim, "epochs": self.epochs, "batch_size": self.batch_size}
+        if not isinstance(self.hidden, list):
+            positive["hidden"] = self.hidden
         for name, value in positive.items():
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}")
@@ -84,8 +90,9 @@ class TrainConfig:
 
     def cli_command(self, out: str | Path | None = None) -> str:
         """The ``ccvae train`` command line that reproduces this run."""
+        hidden = ",".join(map(str, self.hidden)) if isinstance(self.hidden, list) else self.hidden
         parts = ["ccvae train", f"--dataset {self.dataset}", f"--geometry {self.geometry}",
-                 f"--latent-dim {self.latent_dim}", f"--hidden {self.hidden}",
+                 f"--latent-dim {self.latent_dim}", f"--hidden {hidden}",
                  f"--layers {self.layers}", f"--likelihood {self.likelihood}",
                  f"--epochs {self.epochs}", f"--batch-size {self.batch_size}", f"--lr {self.lr:g}",
                  f"--seed {self.seed}"]

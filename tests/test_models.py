@@ -130,3 +130,12 @@ def test_config_round_trip():
     assert ModelConfig.from_dict(c.to_dict()) == c
     with pytest.raises(ConfigError, match="unknown model settings: bogus"):
         ModelConfig.from_dict({**c.to_dict(), "bogus": 1})
+
+
+def test_per_layer_widths_are_mirrored_in_the_decoder():
+    model = VAE(ModelConfig(input_dim=784, geometry="euclidean", latent_dim=10, hidden=[256, 128], layers=2))
+    enc = [m.out_features for m in model.encoder if isinstance(m, torch.nn.Linear)]
+    dec = [m.out_features for m in model.decoder if isinstance(m, torch.nn.Linear)]
+    assert enc == [256, 128] and dec == [128, 256, 784]
+    with pytest.raises(ConfigError, match="2 hidden widths"):
+        ModelConfig(input_dim=784, hidden=[256, 128], layers=3)

@@ -23,7 +23,7 @@ class ModelConfig:
     input_dim: int
     geometry: str = "euclidean"
     latent_dim: int = 2
-    hidden: int = 256
+    hidden: int | list[int] = 256
     layers: int = 2
     likelihood: str = "bernoulli"
     activation: str = "relu"
@@ -43,9 +43,20 @@ class ModelConfig:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if not isinstance(self.layers, int) or self.layers < 0:
             raise ConfigError(f"layers must be a non-negative integer, got {self.layers!r}")
-        if not isinstance(self.hidden, int) or self.hidden < 1:
+        if isinstance(self.hidden, (list, tuple)):
+            self.hidden = [int(h) for h in self.hidden]
+            if any(h < 1 for h in self.hidden):
+                raise ConfigError(f"hidden widths must be positive integers, got {self.hidden}")
+            if self.layers != len(self.hidden):
+                raise ConfigError(f"{len(self.hidden)} hidden widths {self.hidden} but layers={self.layers}")
+        elif not isinstance(self.hidden, int) or self.hidden < 1:
             raise ConfigError(f"hidden must be a positive integer, got {self.hidden!r}")
         self.input_shape = tuple(int(s) for s in self.input_shape) or (self.input_dim,)
+
+    @property
+    def widths(self) -> list[int]:
+        """Encoder hidden widths; the decoder mirrors them (e.g. 784-256-128 / 128-256-784)."""
+        return list(self.hidden) if isinstance(self.hidden, list) else [self.hidden] * self.layers
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -76,11 +87,9 @@ class VAE(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        self.encoder = mlp(c.input_dim, c.hidden, c.layers, activation=c.activation)
-        self.latent: Latent = make_latent(c.geometry, trunk_width(c.input_dim, c.hidden, c.layers),
-                                          c.latent_dim)
-        self.decoder = mlp(self.latent.ambient_dim, c.hidden, c.layers, c.input_dim,
-                           activation=c.activation)
+        self.encoder = mlp(c.input_dim, c.widths, activation=c.activation)
+        self.latent: Latent = make_latent(c.geometry, trunk_width(c.input_dim, c.widths), c.latent_dim)
+        self.decoder = mlp(self.latent.ambient_dim, c.widths[::-1], c.input_dim, activation=c.activation)
         self.likelihood: Likelihood = make_likelihood(c.likelihood, **c.likelihood_kwargs)
 
     @classmethod
