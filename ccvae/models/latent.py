@@ -68,6 +68,11 @@ class Latent(nn.Module):
         raise NotImplementedError
 
     # -- shared --------------------------------------------------------------
+    def sample_and_kl(self, q: Distribution, n_samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n_samples`` reparameterised draws z (S, *batch, ambient) and KL(q || prior)."""
+        z = q.rsample((n_samples,))
+        return z, self.kl(q, z)
+
     def kl(self, q: Distribution, z: torch.Tensor | None = None) -> torch.Tensor:
         """KL(q || prior), shape q.batch_shape.
 
@@ -103,11 +108,12 @@ class EuclideanLatent(Latent):
     def posterior(self, h):
         loc = self.loc_head(h)
         scale = F.softplus(self.scale_head(h)) + MIN_SCALE
-        return Independent(Normal(loc, scale), 1)
+        return Independent(Normal(loc, scale, validate_args=False), 1, validate_args=False)
 
     def prior(self, batch_shape, like):
         zeros = like.new_zeros((*batch_shape, self.dim))
-        return Independent(Normal(zeros, torch.ones_like(zeros)), 1)
+        return Independent(Normal(zeros, torch.ones_like(zeros), validate_args=False), 1,
+                           validate_args=False)
 
     def location(self, q):
         return q.base_dist.loc
@@ -139,12 +145,12 @@ class SphereLatent(Latent):
         # normalised exactly.
         loc = raw / raw.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         kappa = F.softplus(self.concentration_head(h)).squeeze(-1) + MIN_CONCENTRATION
-        return VonMisesFisher(loc, kappa)
+        return VonMisesFisher(loc, kappa, validate_args=False)
 
     def prior(self, batch_shape, like):
         from ..distributions.hyperspherical_uniform import HypersphericalUniform
-        return HypersphericalUniform(self.dim, batch_shape=batch_shape,
-                                     dtype=like.dtype, device=like.device)
+        return HypersphericalUniform(self.dim, batch_shape=batch_shape, dtype=like.dtype,
+                                     device=like.device, validate_args=False)
 
     def location(self, q):
         return q.loc
@@ -180,13 +186,19 @@ class HyperbolicLatent(Latent):
         m = self.manifold
         loc = m.expmap(m.origin(*v.shape[:-1], dtype=v.dtype, device=v.device), u)
         scale = F.softplus(self.scale_head(h)) + MIN_SCALE
-        return WrappedNormal(loc, scale)
+        return WrappedNormal(loc, scale, validate_args=False)
 
     def prior(self, batch_shape, like):
         from ..distributions.wrapped_normal import WrappedNormal
-        m = self.manifold
-        origin = m.origin(*batch_shape, dtype=like.dtype, device=like.device)
-        return WrappedNormal(origin, origin.new_ones((*batch_shape, self.dim)))
+        # at_origin: the same G(mu0, I), with a log_prob that skips the general log map.
+        return WrappedNormal.at_origin(like.new_ones((*batch_shape, self.dim)), validate_args=False)
+
+    def sample_and_kl(self, q, n_samples):
+        # log q(z) comes with the draw (no inverse of the sampling map): same values
+        # and gradients as q.log_prob(q.rsample()), at a fraction of the cost.
+        z, log_q = q.rsample_with_log_prob((n_samples,))
+        p = self.prior(q.batch_shape, like=q.loc)
+        return z, (log_q - p.log_prob(z)).mean(0)
 
     def location(self, q):
         return q.loc

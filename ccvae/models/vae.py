@@ -149,9 +149,8 @@ class VAE(nn.Module):
             raise ValueError(f"n_samples must be >= 1, got {n_samples}")
         x = self._check_input(x)
         q = self.encode(x)
-        z = q.rsample((n_samples,))
+        z, kl = self.latent.sample_and_kl(q, n_samples)
         recon = self.likelihood.log_prob(self.decode(z), x, mask).mean(0)
-        kl = self.latent.kl(q, z)
         return ElboTerms(recon - kl, recon, kl)
 
     @torch.no_grad()
