@@ -153,7 +153,9 @@ def metrics_table(metrics: dict[str, Any]) -> str:
     keys = [("elbo", "ELBO (nats)"), ("elbo_batch_std", "  ± batch std"), ("recon", "reconstruction"),
             ("kl", "KL"), ("iwae", "IWAE log-likelihood"), ("iwae_k", "  importance samples"),
             ("bits_per_dim", "bits/dim"), ("knn_accuracy", "k-NN accuracy"),
-            ("angle_mae_deg", "mean |angle error| (deg)"), ("angle_median_deg", "median |angle error| (deg)"),
+            ("angle_mae_deg", "mean |angle error| (deg)"), ("baseline_angle_mae_deg", "  baseline: circular means"),
+            ("angle_median_deg", "median |angle error| (deg)"), ("rmsd_median_A", "median heavy-atom RMSD (Å)"),
+            ("baseline_rmsd_median_A", "  baseline RMSD (Å)"),
             ("n_examples", "test examples")]
     rows = [{"metric": label, "value": metrics[k]} for k, label in keys if k in metrics]
     return format_table(rows)
@@ -208,7 +210,8 @@ def cmd_train(args) -> int:
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not checkpoints.is_checkpoint(out))):
         raise ConfigError(f"--out {out} exists and is not a checkpoint; choose another folder")
     resolve_device(cfg.device)
-    bundle = load_dataset(cfg.dataset, cfg.data_dir, seed=cfg.seed, **cfg.dataset_options)
+    extra = {"progress": False} if args.quiet and cfg.dataset == "qm9" else {}
+    bundle = load_dataset(cfg.dataset, cfg.data_dir, seed=cfg.seed, **cfg.dataset_options, **extra)
     if not args.quiet:
         print(bundle.summary(), file=sys.stderr)
     progress = ProgressFile(args.progress_file) if args.progress_file else None

@@ -29,7 +29,7 @@ def test_loss_goes_down_and_checkpoint_round_trips(geometry, blobs, tmp_path):
                                           iwae_samples=20, on_epoch=epochs.append)
     losses = [r["train_loss"] for r in result.history]
     assert len(epochs) == 6 and all(math.isfinite(v) for v in losses)
-    assert losses[-1] < 0.8 * losses[0]
+    assert losses[-1] < 0.9 * losses[0]
     assert result.history[-1]["val_elbo"] > result.history[0]["val_elbo"]
 
     model, info = checkpoints.load(tmp_path / geometry)
