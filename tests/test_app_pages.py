@@ -1,0 +1,332 @@
+"""Every dashboard page, run headless with streamlit.testing.v1.AppTest against the
+shipped checkpoints (or the small fallback set of tests/dashboard_fixtures.py).
+
+Each run must raise no exception and show no st.error; the expected elements must
+be there (the scatter's JSON holds one point per test example, the iframe holds
+the molecule); changing the main widgets reruns cleanly; a simulated point
+selection shows the inputs with their reconstructions."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from ccvae import jobs
+from ccvae.checkpoints import list_checkpoints
+from ccvae.dashboard import catalog
+
+from .dashboard_fixtures import REPO, dashboard_checkpoints  # noqa: F401 - fixture
+
+TIMEOUT = 180
+
+
+@pytest.fixture
+def runs(tmp_path):
+    return tmp_path / "runs"
+
+
+@pytest.fixture
+def app(dashboard_checkpoints, runs, monkeypatch):  # noqa: F811
+    monkeypatch.setenv(catalog.ENV_CHECKPOINTS, str(dashboard_checkpoints))
+    monkeypatch.setenv(catalog.ENV_RUNS, str(runs))
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+    at.run()
+    return at
+
+
+def open_page(at: AppTest, name: str) -> AppTest:
+    at.switch_page(f"app_pages/{name}.py")
+    at.run()
+    assert_clean(at)
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def trace_values(v) -> np.ndarray:
+    """A plotly JSON array: a list, or numpy's base64 typed array ({"dtype", "bdata"})."""
+    if isinstance(v, dict) and "bdata" in v:
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"])
+    return np.asarray(v)
+
+
+def chart_specs(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def image_captions(at: AppTest) -> list[str]:
+    """Captions of the images: their own, or the st.caption the page puts under a
+    wide mosaic."""
+    return [img.caption for el in at.get("image") for img in el.proto.imgs] + [c.value for c in at.caption]
+
+
+def explorer_checkpoints(root: Path) -> list:
+    """One checkpoint per geometry in 2-D, plus one latent of more than 2 dimensions."""
+    infos = list_checkpoints(root)
+    chosen, seen = [], set()
+    for i in sorted(infos, key=lambda i: (i.dataset != "mnist", i.latent_dim, i.name)):
+        if i.latent_dim == 2 and i.geometry not in seen:
+            chosen.append(i)
+            seen.add(i.geometry)
+    higher = [i for i in sorted(infos, key=lambda i: (i.dataset != "mnist", i.latent_dim)) if i.latent_dim > 2]
+    return chosen + higher[:1]
+
+
+def select_checkpoint(at: AppTest, key: str, name: str) -> None:
+    box = at.selectbox(key=key)
+    (index,) = [k for k, label in enumerate(box.options) if label.endswith(f"— {name}") or f"— {name} (" in label]
+    box.set_value(index)
+    at.run()
+    assert_clean(at)
+
+
+# -- pages -----------------------------------------------------------------------------------
+
+def test_home_lists_data_sources_and_every_checkpoint(app, dashboard_checkpoints):  # noqa: F811
+    sources, table = app.dataframe
+    assert {"mnist", "lfw", "qm9"} <= set(sources.value["dataset"])
+    names = set(table.value["name"])
+    assert names == {i.name for i in list_checkpoints(dashboard_checkpoints)}
+    assert {"test ELBO", "geometry", "latent dim", "subset data"} <= set(table.value.columns)
+
+
+def test_latent_explorer_draws_every_test_point(app, dashboard_checkpoints):  # noqa: F811
+    open_page(app, "latent_explorer")
+    for info in explorer_checkpoints(dashboard_checkpoints):
+        select_checkpoint(app, "explorer_checkpoint", info.name)
+        data = catalog.load_eval_data(info)
+        (spec,) = chart_specs(app)
+        trace = spec["data"][0]
+        assert len(trace_values(trace["x"])) == min(len(data.split), 10_000), info.name
+        expected = {"euclidean": "scattergl", "sphere": "scatter3d", "hyperbolic": "scattergl"}[info.geometry]
+        assert trace["type"] == expected
+        if info.geometry == "hyperbolic":
+            assert spec["layout"]["shapes"][0]["type"] == "circle"  # the disc's boundary
+            assert (np.hypot(trace_values(trace["x"]), trace_values(trace["y"])) < 1).all()
+        if info.geometry == "sphere":
+            assert any(t.get("name") == "wireframe" for t in spec["data"])
+        captions = image_captions(app)
+        assert "decoded at the cursor" in captions
+        assert any(c.startswith("15×15 decode grid") for c in captions)
+        assert any("geodesic length" in c for c in captions)
+        text = " ".join(c.value for c in app.caption)
+        assert ("projected" in text or "log map" in text or "uncentred PCA" in text) == (info.latent_dim > 2)
+
+
+def test_latent_explorer_widgets_rerun_cleanly(app, dashboard_checkpoints):  # noqa: F811
+    open_page(app, "latent_explorer")
+    infos = explorer_checkpoints(dashboard_checkpoints)
+    sphere = next((i for i in infos if i.geometry == "sphere"), None)
+    disc = next(i for i in infos if i.geometry == "hyperbolic")
+    for info in [disc] + ([sphere] if sphere else []):
+        select_checkpoint(app, "explorer_checkpoint", info.name)
+        ck = info.path.name
+        before = image_captions(app)
+        app.slider(key=f"cursor_a::{ck}").set_value(1.0 if info.geometry == "hyperbolic" else 45.0).run()
+        assert_clean(app)
+        app.slider(key=f"cursor_b::{ck}").set_value(90.0).run()
+        assert_clean(app)
+        cursor = [t for t in chart_specs(app)[0]["data"] if t.get("name") == "cursor"][0]
+        if info.geometry == "hyperbolic":  # distance 1 at 90 degrees: (0, tanh(1/2)) on the disc
+            assert trace_values(cursor["x"])[0] == pytest.approx(0.0, abs=1e-9)
+            assert trace_values(cursor["y"])[0] == pytest.approx(np.tanh(0.5), rel=1e-9)
+        app.slider(key=f"grid_n::{ck}").set_value(7).run()
+        assert_clean(app)
+        assert any(c.startswith("7×7 decode grid") for c in image_captions(app))
+        app.number_input(key=f"interp_b::{ck}").set_value(3).run()
+        app.slider(key=f"interp_steps::{ck}").set_value(5).run()
+        assert_clean(app)
+        geodesic = [t for t in chart_specs(app)[0]["data"] if t.get("name") == "geodesic steps"]
+        assert len(trace_values(geodesic[0]["x"])) == 5
+        assert len(before) == len(image_captions(app))
+    if sphere:
+        select_checkpoint(app, "explorer_checkpoint", sphere.name)
+        app.radio(key=f"sphere_view::{sphere.path.name}").set_value("map").run()
+        assert_clean(app)
+        trace = chart_specs(app)[0]["data"][0]
+        assert trace["type"] == "scattergl"  # longitude/latitude: selectable
+        assert np.abs(trace_values(trace["x"])).max() <= 180
+
+
+def test_simulated_selection_shows_inputs_and_reconstructions(app, dashboard_checkpoints):  # noqa: F811
+    open_page(app, "latent_explorer")
+    info = explorer_checkpoints(dashboard_checkpoints)[0]
+    select_checkpoint(app, "explorer_checkpoint", info.name)
+    assert not any("reconstruction" in c for c in image_captions(app))
+    chart = app.get("plotly_chart")[0]
+    states = app._tree.get_widget_states()
+    w = states.widgets.add()
+    w.id = chart.proto.id
+    w.string_value = json.dumps({"selection": {
+        "points": [{"curve_number": 0, "point_index": 3, "point_number": 3},
+                   {"curve_number": 0, "point_index": 8, "point_number": 8}],
+        "point_indices": [3, 8], "box": [], "lasso": []}})
+    app._run(states)
+    assert_clean(app)
+    assert "**2 selected**" in [m.value for m in app.markdown]
+    assert any("reconstruction directly beneath" in c for c in image_captions(app))
+    ring = [t for t in chart_specs(app)[0]["data"] if t.get("name") == "selected"]
+    assert len(trace_values(ring[0]["x"])) == 2
+    # the selection survives an unrelated rerun, and the button clears it
+    app.run()
+    assert "**2 selected**" in [m.value for m in app.markdown]
+    app.button(key=f"interp_use::{info.path.name}").click().run()
+    assert app.number_input(key=f"interp_a::{info.path.name}").value == 3
+    assert app.number_input(key=f"interp_b::{info.path.name}").value == 8
+    app.button(key=f"cursor_sel::{info.path.name}").click().run()
+    assert_clean(app)
+    cursor = [t for t in chart_specs(app)[0]["data"] if t.get("name") == "cursor"][0]
+    point = [t for t in chart_specs(app)[0]["data"]][0]
+    if point["type"] != "scatter3d":  # the cursor now sits on test point #3
+        assert trace_values(cursor["x"])[0] == pytest.approx(trace_values(point["x"])[3], abs=0.02)
+        assert trace_values(cursor["y"])[0] == pytest.approx(trace_values(point["y"])[3], abs=0.02)
+    app.button(key=f"clear_sel::{info.path.name}").click().run()
+    assert_clean(app)
+    assert "**2 selected**" not in [m.value for m in app.markdown]
+
+
+def test_compare_shows_scatters_reconstructions_and_metrics(app):
+    open_page(app, "compare")
+    chosen = app.multiselect(key="compare_pick").value
+    assert 2 <= len(chosen) <= 3
+    assert len(app.get("plotly_chart")) == len(chosen)
+    (metrics,) = app.dataframe
+    assert len(metrics.value) == len(chosen) and "test ELBO" in metrics.value.columns
+    images = app.get("image")
+    assert images[0].proto.imgs[0].caption == "inputs" and len(images) == 1 + len(chosen)
+    app.slider(key="compare_count").set_value(5).run()
+    assert_clean(app)
+    app.multiselect(key="compare_pick").set_value(chosen[:1]).run()
+    assert_clean(app)
+    assert "Pick at least two checkpoints." in [i.value for i in app.info]
+
+
+def test_elbo_tables_show_the_post_beside_ours(app):
+    open_page(app, "elbo_tables")
+    (table,) = app.dataframe[:1]
+    df = table.value
+    assert {(2, 1), (3, 2), (50, 3)} <= set(zip(df["latent dim"], df["layers"]))
+    row = df[(df["latent dim"] == 3) & (df["layers"] == 2)].iloc[0]
+    assert row["hyperbolic (post)"] == "-156.7 ± 7.1" and row["sphere (post)"] == "★ -152.8 ± 8.5"
+    app.radio(key="elbo_dataset").set_value("lfw").run()
+    assert_clean(app)
+    df = app.dataframe[0].value
+    assert len(df[df["layers"] == 4]) == 5  # LFW has 4-layer rows for D = 2, 3, 5, 10, 20
+    assert df[(df["latent dim"] == 2) & (df["layers"] == 1)].iloc[0]["sphere (post)"] == "-1047.0 ± 40.5"
+
+
+def test_distributions_explainer_controls(app):
+    open_page(app, "distributions")
+    specs = chart_specs(app)
+    assert len(specs) == 4
+    assert len(trace_values(specs[0]["data"][0]["x"])) == 1000  # vMF samples
+    for preset in ("0", "100", "custom"):
+        app.radio(key="vmf_preset").set_value(preset).run()
+        assert_clean(app)
+    app.slider(key="vmf_n").set_value(300).run()
+    assert len(trace_values(chart_specs(app)[0]["data"][0]["x"])) == 300
+    app.slider(key="wn_distance").set_value(2.0).run()
+    app.slider(key="wn_s1").set_value(1.0).run()
+    app.slider(key="vm_kappa").set_value(10.0).run()
+    app.select_slider(key="bubble_d").set_value(1000).run()
+    assert_clean(app)
+
+
+def test_train_page_refuses_bad_settings_and_runs_a_job(app, runs):
+    open_page(app, "train")
+    app.selectbox(key="train_geometry").set_value("sphere")
+    app.number_input(key="train_latent_dim").set_value(0)
+    app.button(key="train_start").click().run()
+    assert [e.value for e in app.error] == [
+        "Cannot start training: latent-dim must be a positive integer, got 0"]
+    assert not jobs.list_jobs(runs)
+    # a tiny real run, started from the page and followed through its files
+    app.selectbox(key="train_dataset").set_value("lfw")
+    app.selectbox(key="train_geometry").set_value("euclidean")
+    app.number_input(key="train_latent_dim").set_value(2)
+    app.number_input(key="train_layers").set_value(1)
+    app.number_input(key="train_hidden").set_value(16)
+    app.number_input(key="train_epochs").set_value(1)
+    app.number_input(key="train_max_examples").set_value(200)
+    app.number_input(key="train_iwae").set_value(0)
+    app.button(key="train_start").click().run()
+    assert_clean(app)
+    assert any(s.value.startswith("Started ") for s in app.success)
+    (job,) = jobs.list_jobs(runs)
+    done = jobs.wait(job.path, timeout=120)
+    assert done.state == "done", done.error
+    app.run()  # coming back to the page shows the finished run
+    assert_clean(app)
+    assert any("**done**" in m.value for m in app.markdown)
+    assert len(app.get("plotly_chart")) == 1  # its training curves
+    open_page(app, "home")
+    assert job.job_id in set(app.dataframe[1].value["name"])
+
+
+def test_molecules_page_shows_the_molecule_in_3dmol(app, dashboard_checkpoints):  # noqa: F811
+    qm9 = [i for i in list_checkpoints(dashboard_checkpoints) if i.dataset == "qm9"]
+    open_page(app, "molecules")
+    if not qm9:
+        pytest.fail("no QM9 checkpoint to test the Molecules page with")
+    (frame,) = app.get("iframe")
+    html = frame.proto.srcdoc
+    assert "$3Dmol" in html and "V2000" in html  # the library inlined, and the molecule's mol block
+    assert "cdn.jsdelivr" not in html and "https://3dmol" not in html.lower()
+    assert "heavy-atom RMSD" in html
+    title = [m.value for m in app.markdown if m.value.startswith("**QM9 #")][0]
+    smiles = title.split("`")[1]
+    table = app.dataframe[0].value
+    assert list(table.columns[:5]) == ["slot", "atoms", "true (deg)", "decoded (deg)", "|error| (deg)"]
+    assert (table["|error| (deg)"] <= 180).all()
+    assert len(app.get("plotly_chart")) == 5  # the post's QM9 plots
+    app.number_input(key="mol_row").set_value(1).run()
+    assert_clean(app)
+    app.radio(key="mol_mode").set_value("overlay").run()
+    assert_clean(app)
+    app.radio(key="mol_how").set_value("by SMILES").run()
+    app.text_input(key="mol_smiles").set_value(smiles).run()
+    assert_clean(app)
+    assert any(f"`{smiles}`" in m.value for m in app.markdown)
+    app.text_input(key="mol_smiles").set_value("not a molecule").run()
+    assert not app.exception
+    assert any("Cannot show this molecule" in e.value for e in app.error)
+    app.radio(key="mol_how").set_value("at random").run()
+    app.button(key="mol_random").click().run()
+    assert_clean(app)
+
+
+def test_broken_checkpoints_and_missing_data_are_messages(tmp_path, monkeypatch, dashboard_checkpoints):  # noqa: F811
+    source = sorted(list_checkpoints(dashboard_checkpoints), key=lambda i: i.dataset != "lfw")[0]
+    root = tmp_path / "ckpts"
+    corrupt = root / "a-corrupt"
+    shutil.copytree(source.path, corrupt)
+    weights = corrupt / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-64] + b"\0" * 64)
+    nodata = root / "b-no-data"
+    shutil.copytree(source.path, nodata)
+    cfg = json.loads((nodata / "config.json").read_text())
+    cfg["training"]["data_dir"] = None
+    cfg["training"]["dataset"] = cfg["data"]["name"] = "mnist" if source.dataset != "mnist" else "lfw"
+    (nodata / "config.json").write_text(json.dumps(cfg))
+    monkeypatch.setenv(catalog.ENV_CHECKPOINTS, str(root))
+    monkeypatch.setenv(catalog.ENV_RUNS, str(tmp_path / "runs"))
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("app_pages/latent_explorer.py")
+    at.run()
+    assert not at.exception
+    assert [e.value for e in at.error][0].startswith("Cannot load checkpoint a-corrupt")
+    assert "is corrupt" in at.error[0].value
+    at.selectbox(key="explorer_checkpoint").set_value(1).run()
+    assert not at.exception and not at.error
+    assert at.warning[0].value.startswith("No test data to draw")
+    assert "decoded at the cursor" in image_captions(at)  # the cursor still works
