@@ -269,7 +269,9 @@ def train(cfg: TrainConfig, bundle: DatasetBundle, *,
                 best_state = copy.deepcopy(model.state_dict())
                 if save_best is not None:
                     save_best(model, history, epoch)
-            else:
+            elif epoch > cfg.kl_warmup_epochs:
+                # Patience counts only once the KL weight is 1: during warm-up the
+                # true ELBO may dip while the model learns to use its latent.
                 bad_epochs += 1
             if cancelled:
                 stopped = "cancelled"
