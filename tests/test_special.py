@@ -13,18 +13,7 @@ from ccvae.special import (SERIES_X_MAX, bessel_terms, iv_ratio, iv_ratio_deriva
                            log_iv_normalised, log_ive)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Run this module's tensor work on one thread, then restore the setting.
-
-    On a small shared machine torch's intra-op threads wait on each other whenever another
-    process holds a core: a 100k-element multiply then took 8 ms instead of 0.03 ms.
-    The results do not depend on the thread count.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 # Orders v = m/2 - 1 for m = 2, 3, 10, 50, 200, 1000, plus 1 and 30.5 (near the 30 switch).
 ORDERS = [0.0, 0.5, 1.0, 4.0, 24.0, 30.5, 99.0, 499.0]

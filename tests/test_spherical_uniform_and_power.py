@@ -13,18 +13,7 @@ from ccvae.distributions.hyperspherical_uniform import HypersphericalUniform, lo
 from ccvae.distributions.power_spherical import PowerSpherical
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Run this module's tensor work on one thread, then restore the setting.
-
-    On a small shared machine torch's intra-op threads wait on each other whenever another
-    process holds a core: a 100k-element multiply then took 8 ms instead of 0.03 ms.
-    The results do not depend on the thread count.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 F64 = torch.float64
 

@@ -21,18 +21,7 @@ from ccvae.distributions.von_mises_fisher import (VonMisesFisher, _ReflectedSamp
 from ccvae.special import iv_ratio, iv_ratio_derivative
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Run this module's tensor work on one thread, then restore the setting.
-
-    On a small shared machine torch's intra-op threads wait on each other whenever another
-    process holds a core: a 100k-element multiply then took 8 ms instead of 0.03 ms.
-    The results do not depend on the thread count.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 F64 = torch.float64
 KL_DIMS = [3, 10, 50, 200, 1000]
