@@ -126,7 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list the checkpoints under a folder",
                         description="List every checkpoint under ROOT with its geometry, data and test metrics.")
     ls.add_argument("root", nargs="?", default="checkpoints", help="folder to search (default: checkpoints)")
-    ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    fmt = ls.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    fmt.add_argument("--markdown", action="store_true", help="print a markdown table (for READMEs)")
     return parser
 
 
@@ -147,6 +149,14 @@ def format_table(rows: list[dict[str, Any]], columns: Sequence[str] | None = Non
     widths = [max(len(c), *(len(b[i]) for b in body)) for i, c in enumerate(columns)]
     line = lambda vals: "  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(vals, widths)))
     return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(b) for b in body])
+
+
+def markdown_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    def cell(v):
+        return f"{v:.2f}" if isinstance(v, float) else ("" if v is None else str(v))
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
 
 
 def metrics_table(metrics: dict[str, Any]) -> str:
@@ -266,8 +276,9 @@ def cmd_list(args) -> int:
     elif not rows:
         print(f"no checkpoints under {root}")
     else:
-        print(format_table(rows, ["name", "dataset", "geometry", "latent_dim", "layers", "hidden",
-                                  "likelihood", "test_elbo", "test_iwae", "subset"]))
+        columns = ["name", "dataset", "geometry", "latent_dim", "layers", "hidden", "likelihood",
+                   "test_elbo", "test_iwae", "subset"]
+        print(markdown_table(rows, columns) if args.markdown else format_table(rows, columns))
     return 0
 
 

@@ -90,3 +90,6 @@ def test_train_evaluate_list_round_trip(tmp_path):
     r = ccvae("list", tmp_path, "--json")
     rows = json.loads(r.stdout)
     assert rows[0]["geometry"] == "sphere" and rows[0]["latent_dim"] == 2
+    r = ccvae("list", tmp_path, "--markdown")
+    lines = r.stdout.strip().splitlines()
+    assert lines[0].startswith("| name | dataset | geometry") and lines[2].startswith("| ck | mnist | sphere | 2 |")

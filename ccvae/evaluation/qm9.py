@@ -15,7 +15,27 @@ import torch
 from ..data.base import DatasetBundle, Split
 from ..models import VAE
 from .angles import (angles_from_cos_sin, angular_error_summary, baseline_circular_means,
-                     baseline_predictions, error_by_true_angle)
+                     baseline_predictions, circular_correlation_matrix, error_by_true_angle)
+
+
+def correlation_structure(true: np.ndarray, pred: np.ndarray, mask: np.ndarray,
+                          slots: int = 24) -> dict[str, float]:
+    """How well the reconstruction keeps the angles' circular correlations.
+
+    Over the first ``slots`` positions: the mean per-slot circular correlation of
+    true with reconstructed angles (the diagonal of the cross matrix), and the mean
+    absolute difference between the true and the reconstructed slot-by-slot
+    correlation matrices (off-diagonal entries both defined).
+    """
+    k = min(slots, true.shape[1])
+    t, p, m = true[:, :k], pred[:, :k], mask[:, :k]
+    cross = np.diag(circular_correlation_matrix(t, m, other=p, other_mask=m))
+    r_true = circular_correlation_matrix(t, m)
+    r_pred = circular_correlation_matrix(p, m)
+    off = ~np.eye(k, dtype=bool) & np.isfinite(r_true) & np.isfinite(r_pred)
+    return {"circular_corr_true_vs_pred": float(np.nanmean(cross)) if np.isfinite(cross).any() else float("nan"),
+            "correlation_structure_mad": float(np.abs(r_true - r_pred)[off].mean()) if off.any() else float("nan"),
+            "correlation_slots": k}
 
 
 @torch.no_grad()
@@ -85,6 +105,7 @@ def angle_metrics(model: VAE, bundle: DatasetBundle, test: Split, *, device: str
         "baseline_angle_mae_deg": triv["mean_deg"], "baseline_angle_median_deg": triv["median_deg"],
         "n_angles": ours["n"],
     }
+    out.update(correlation_structure(true, pred, mask))
     bins = error_by_true_angle(pred, true, mask)
     out["angle_error_by_true_angle"] = {"lo": list(map(float, bins.lo)), "hi": list(map(float, bins.hi)),
                                         "label": list(bins.label), "mean_deg": [float(v) for v in bins.mean_deg],
