@@ -78,9 +78,11 @@ LATER_ROUND_PROPOSALS = 32
 #: parameters the chance of reaching it is < 0.38^(8 + 8*32) ~ 1e-110; in practice it
 #: is only reached with NaN/inf parameters and argument validation turned off.
 MAX_REJECTION_ROUNDS = 9
-#: Gauss-Legendre nodes of the implicit-gradient quadrature (20 already give < 1e-8
-#: relative error over the test grid; 24 leave a margin).
-QUADRATURE_NODES = 24
+#: Gauss-Legendre nodes of the implicit-gradient quadrature. Measured worst relative
+#: error against mpmath over m in {2, 3, 4, 10, 41, 200, 1000}, kappa in [1e-3, 1e5] and
+#: samples from -6 to +4 standard deviations and up to 1 - 1e-4 (1 - A): 3.4e-12 with
+#: 20 nodes (7.5e-9 with 16, too close to the 1e-8 the tests demand; 4.7e-13 with 24).
+QUADRATURE_NODES = 20
 #: The quadrature window drops the integrand where it is below e^-40 (4e-18) of its
 #: value at the sample and at the mode: a relative truncation error below 1e-16.
 QUADRATURE_LOG_DROP = 40.0
@@ -143,8 +145,12 @@ def _beta_numerators(m: int, normals: torch.Tensor, u: torch.Tensor):
     r = torch.sqrt(torch.addcmul(chi2, g, g))
     big = r + g.abs()
     small = chi2 / big
-    pos = g >= 0
-    return torch.where(pos, big, small), torch.where(pos, small, big), valid
+    # P = big, M = small where g > 0, the other way round where g < 0 (at g = 0 the two
+    # are equal). lerp with a weight of exactly 0 or 1 returns one end exactly and is
+    # ~3x cheaper than torch.where on CPU; (sign(g) + 1)/2 is that weight (1/2 at g = 0,
+    # where big = small up to rounding).
+    pos = torch.sign(g).mul_(0.5).add_(0.5)
+    return torch.lerp(small, big, pos), torch.lerp(big, small, pos), valid
 
 
 def _wood_round(m: int, params: tuple[torch.Tensor, ...], n_prop: int, dtype: torch.dtype):
@@ -171,8 +177,9 @@ def _wood_round(m: int, params: tuple[torch.Tensor, ...], n_prop: int, dtype: to
         accept &= valid
     # Keep the first accepted proposal (any rule that ignores the proposals' values is
     # exact, since they are i.i.d.).
-    first = accept.to(torch.uint8).argmax(-1, keepdim=True)
-    return omega.gather(-1, first).squeeze(-1), accept.any(-1)
+    # max over the proposals gives both "any accepted" and the first accepted index.
+    any_accepted, first = accept.to(torch.uint8).max(-1, keepdim=True)
+    return omega.gather(-1, first).squeeze(-1), any_accepted.squeeze(-1).bool()
 
 
 def sample_one_minus_w(kappa: torch.Tensor, m: int) -> torch.Tensor:
@@ -258,9 +265,12 @@ def implicit_w_gradient(kappa: torch.Tensor, omega: torch.Tensor, m: int,
     < 1e-8 against mpmath (m in [2, 1000], kappa in [1e-3, 1e5], samples from the
     1e-4 to the 1 - 1e-4 quantile; tests/test_von_mises_fisher.py).
     """
-    k = kappa
+    shape = omega.shape
+    k = kappa.reshape(-1)  # flat: the quadrature below is laid out (nodes, n)
+    omega = omega.reshape(-1)
     if one_minus_mean is None:
         one_minus_mean = bessel_terms(0.5 * m - 1.0, k, ratio=True).one_minus_ratio
+    one_minus_mean = one_minus_mean.expand(shape).reshape(-1)
     upper = omega <= one_minus_mean  # w >= A: integrate over [0, theta]
     # w = 1 exactly has probability 0; the clamp keeps log(u) finite if rounding makes it.
     u_w = omega.clamp_min(torch.finfo(torch.float64).tiny)  # u at the sample is omega
@@ -305,25 +315,27 @@ def implicit_w_gradient(kappa: torch.Tensor, omega: torch.Tensor, m: int,
     hi = torch.where(upper, theta, torch.maximum(cut, theta))
 
     nodes, weights = _gauss_legendre(QUADRATURE_NODES, k.device)
-    # The (n, nodes) work below runs in place in three buffers: fresh allocations of this
-    # size (~200 kB at n = 1024) each cost page faults when the allocator returns memory
-    # to the system between calls, which doubled the time of this function.
+    # The (nodes, n) work below is laid out nodes-first, so that every per-sample
+    # quantity broadcasts along the contiguous dimension (a (n, 1) operand against
+    # (n, nodes) takes CPU kernels off their vectorised path), and runs in place in two
+    # buffers: fresh allocations of this size each cost page faults when the allocator
+    # returns memory to the system between calls.
     quarter = 0.25 * (hi - lo)
     # psi = phi/2 at the nodes; u = 1 - cos(phi) = 2 sin^2(psi) stays accurate near 0.
-    u = torch.addcmul((0.25 * (hi + lo)).unsqueeze(-1), quarter.unsqueeze(-1), nodes).sin_()
+    u = torch.addcmul(0.25 * (hi + lo), nodes.unsqueeze(-1), quarter).sin_()
     u.mul_(u).mul_(2.0)
     # log f = Lambda(phi) - Lambda(theta) = kappa (u_w - u) + (m-2)/2 log(sin^2 phi / sin^2 theta),
     # with no O(kappa) cancellation near phi, theta ~ 0.
-    log_f = torch.sub(u_w.unsqueeze(-1), u).mul_(k.unsqueeze(-1))
-    work = torch.sub(2.0, u)
+    log_f = torch.sub(u_w, u).mul_(k)
+    work = torch.rsub(u, 2.0)
     if m > 2:
-        log_f.add_(work.mul_(u).log_().sub_(log_sin2_w.unsqueeze(-1)), alpha=h)
+        log_f.add_(work.mul_(u).log_().sub_(log_sin2_w), alpha=h)
     # exp(+-700) stays inside float64's normal range (and out of the slow subnormal path
     # of exp); only a sample in an e^-700 tail could reach the upper clamp, and values
     # below e^-700 of the sample's density are negligible against the integral.
     log_f.clamp_(-700.0, 700.0).exp_()
-    f = torch.sub(one_minus_mean.unsqueeze(-1), u, out=work).abs_().mul_(log_f)  # |cos phi - A| e^...
-    return torch.sqrt(sin2_w) * (2.0 * quarter) * (f @ weights)
+    f = torch.sub(one_minus_mean, u, out=work).abs_().mul_(log_f)  # |cos phi - A| e^...
+    return (torch.sqrt(sin2_w) * (2.0 * quarter) * (weights @ f)).reshape(shape)
 
 
 # -------------------------------------------------------------------------------------
