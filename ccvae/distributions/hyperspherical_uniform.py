@@ -62,6 +62,41 @@ def _shape_tuple(name: str, shape) -> torch.Size:
         raise ValueError(f"{name}: expected a tuple of ints, got {shape!r}") from exc
 
 
+
+def spherical_parameters(loc, concentration) -> tuple[torch.Tensor, torch.Tensor, torch.Size]:
+    """Check and broadcast (loc, concentration) of a distribution on S^{m-1}.
+
+    loc: floating tensor (..., m), m >= 2; concentration: a number or a tensor
+    broadcastable with loc.shape[:-1], of loc's dtype. Returns the expanded
+    (loc, concentration) and the batch shape. Shapes are always checked; values
+    are left to ``validate_args``. A concentration of shape (B, 1) against a batch
+    of B is refused: it would silently broadcast to (B, B).
+    """
+    if not isinstance(loc, torch.Tensor) or not torch.is_floating_point(loc):
+        raise ValueError("loc: expected a floating-point tensor of shape (..., m)")
+    if loc.dim() < 1 or loc.shape[-1] < 2:
+        raise ValueError(f"loc: expected shape (..., m) with m >= 2, got {tuple(loc.shape)}")
+    if not isinstance(concentration, torch.Tensor):
+        concentration = torch.as_tensor(concentration, dtype=loc.dtype, device=loc.device)
+    if not torch.is_floating_point(concentration):
+        concentration = concentration.to(loc.dtype)
+    if concentration.dtype != loc.dtype:
+        raise ValueError(f"concentration: dtype {concentration.dtype} differs from loc's "
+                         f"{loc.dtype}")
+    batch = loc.shape[:-1]
+    if len(batch) >= 1 and batch[-1] != 1 and concentration.shape == batch + (1,):
+        raise ValueError(
+            f"concentration: shape {tuple(concentration.shape)} would broadcast with loc's "
+            f"batch shape {tuple(batch)} to {tuple(batch) + (batch[-1],)}; use "
+            "concentration.squeeze(-1)")
+    try:
+        batch_shape = torch.broadcast_shapes(batch, concentration.shape)
+    except RuntimeError as exc:
+        raise ValueError(f"concentration: shape {tuple(concentration.shape)} does not "
+                         f"broadcast with loc's batch shape {tuple(batch)}") from exc
+    m = loc.shape[-1]
+    return loc.expand(batch_shape + (m,)), concentration.expand(batch_shape), batch_shape
+
 class HypersphericalUniform(Distribution):
     r"""Uniform distribution on S^dim, the unit sphere in R^(dim+1).
 

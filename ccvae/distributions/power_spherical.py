@@ -27,8 +27,8 @@ import torch
 from torch.distributions import Distribution, constraints
 from torch.distributions.kl import register_kl
 
-from .hyperspherical_uniform import (HypersphericalUniform, log_sphere_area, unit_norm_tolerance,
-                                     unit_vector)
+from .hyperspherical_uniform import (HypersphericalUniform, log_sphere_area, spherical_parameters,
+                                     unit_norm_tolerance, unit_vector)
 from .von_mises_fisher import reflect_from_e1
 
 __all__ = ["PowerSpherical"]
@@ -53,31 +53,8 @@ class PowerSpherical(Distribution):
     has_rsample = True
 
     def __init__(self, loc: torch.Tensor, concentration, validate_args: bool | None = None):
-        if not isinstance(loc, torch.Tensor) or not torch.is_floating_point(loc):
-            raise ValueError("loc: expected a floating-point tensor of shape (..., m)")
-        if loc.dim() < 1 or loc.shape[-1] < 2:
-            raise ValueError(f"loc: expected shape (..., m) with m >= 2, got {tuple(loc.shape)}")
-        if not isinstance(concentration, torch.Tensor):
-            concentration = torch.as_tensor(concentration, dtype=loc.dtype, device=loc.device)
-        if not torch.is_floating_point(concentration):
-            concentration = concentration.to(loc.dtype)
-        if concentration.dtype != loc.dtype:
-            raise ValueError(f"concentration: dtype {concentration.dtype} differs from loc's "
-                             f"{loc.dtype}")
-        batch = loc.shape[:-1]
-        if len(batch) >= 1 and batch[-1] != 1 and concentration.shape == batch + (1,):
-            raise ValueError(
-                f"concentration: shape {tuple(concentration.shape)} would broadcast with loc's "
-                f"batch shape {tuple(batch)} to {tuple(batch) + (batch[-1],)}; use "
-                "concentration.squeeze(-1)")
-        try:
-            batch_shape = torch.broadcast_shapes(batch, concentration.shape)
-        except RuntimeError as exc:
-            raise ValueError(f"concentration: shape {tuple(concentration.shape)} does not "
-                             f"broadcast with loc's batch shape {tuple(batch)}") from exc
-        self.m = m = loc.shape[-1]
-        self.loc = loc.expand(batch_shape + (m,))
-        self.concentration = concentration.expand(batch_shape)
+        self.loc, self.concentration, batch_shape = spherical_parameters(loc, concentration)
+        self.m = m = self.loc.shape[-1]
         super().__init__(batch_shape, torch.Size([m]), validate_args=False)
         if Distribution._validate_args if validate_args is None else validate_args:
             self._check_parameters()
