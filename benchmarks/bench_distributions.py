@@ -1,0 +1,186 @@
+"""Throughput of the latent-distribution step: sample + KL + backward (CPU or CUDA).
+
+For each (m, kappa) in {3, 10, 50, 200} x {1, 10, 100, 1000}, with B = 1024 rows that
+each have their own parameters (per-row loc and concentration, all requiring grad),
+one step is
+
+    loc = normalize(raw_loc); kappa = exp(log_kappa)
+    q = VonMisesFisher(loc, kappa); z = q.rsample()
+    loss = (z * target).sum() + kl_divergence(q, HypersphericalUniform(m - 1)).sum()
+    loss.backward()
+
+and the script prints samples/s (B / step time). In the same run it times the same
+step for a diagonal Normal (Independent(Normal(mu, exp(log_sigma)), 1), KL to N(0, I)
+in closed form) with the same shapes (d = m), and for the hyperbolic WrappedNormal on
+H^(m-1) in R^m (KL by one-sample Monte Carlo, log q(z) - log p(z), with p at the origin
+with unit scale), and prints the ratios of step times against the Normal.
+
+Usage: python benchmarks/bench_distributions.py [--device cuda] [--repeats 200] [--threads 1]
+Each figure is the fastest of several interleaved blocks of 5 steps (see ``time_steps``).
+Parameter validation is off in the timed steps (validate_args=False), as in training
+loops that validate once. The default is one intra-op thread: B = 1024 rows are too few
+to gain from a second one, and on a small CPU shared with other processes torch's
+threads wait on each other (a stalled second thread made a 100k-element multiply 250x
+slower on the 2-core development machine). ``--threads 0`` keeps torch's default.
+
+Reference figures (issue 2, same 2-core CPU): s-vae-pytorch's sample + KL + backward
+step reaches 49k-96k samples/s at m = 10, 46k-106k at m = 50 and 36k-65k at m = 200.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.distributions import Independent, Normal, kl_divergence
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ccvae.distributions.hyperspherical_uniform import HypersphericalUniform  # noqa: E402
+from ccvae.distributions.von_mises_fisher import VonMisesFisher  # noqa: E402
+
+from ccvae.distributions.wrapped_normal import WrappedNormal  # noqa: E402
+
+B = 1024
+DIMS = (3, 10, 50, 200)
+KAPPAS = (1.0, 10.0, 100.0, 1000.0)
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_steps(steps, device, repeats: int, warmup: int = 5) -> list[float]:
+    """Seconds per step for each callable, interleaved block by block.
+
+    The steps take turns in blocks of 5 calls, so a burst of load from other processes
+    hits them alike; each figure is the fastest block (the least disturbed run), which
+    makes ratios between steps measured in one call comparable.
+    """
+    for step in steps:
+        for _ in range(warmup):
+            step()
+    _sync(device)
+    best = [math.inf] * len(steps)
+    for _ in range(max(1, repeats // 5)):
+        for i, step in enumerate(steps):
+            t0 = time.perf_counter()
+            for _ in range(5):
+                step()
+            _sync(device)
+            best[i] = min(best[i], (time.perf_counter() - t0) / 5)
+    return best
+
+
+def vmf_step_factory(m: int, kappa: float, device, dtype):
+    g = torch.Generator(device="cpu").manual_seed(m)
+    raw_loc = torch.randn(B, m, generator=g, dtype=dtype).to(device).requires_grad_()
+    log_kappa = torch.full((B,), math.log(kappa), dtype=dtype, device=device, requires_grad=True)
+    target = torch.randn(B, m, generator=g, dtype=dtype).to(device)
+    prior = HypersphericalUniform(m - 1, batch_shape=(B,), dtype=dtype, device=device)
+
+    def step():
+        raw_loc.grad = log_kappa.grad = None
+        q = VonMisesFisher(F.normalize(raw_loc, dim=-1), log_kappa.exp(), validate_args=False)
+        z = q.rsample()
+        loss = (z * target).sum() + kl_divergence(q, prior).sum()
+        loss.backward()
+
+    return step
+
+
+def normal_step_factory(d: int, device, dtype):
+    g = torch.Generator(device="cpu").manual_seed(d)
+    mu = torch.randn(B, d, generator=g, dtype=dtype).to(device).requires_grad_()
+    log_sigma = (0.1 * torch.randn(B, d, generator=g, dtype=dtype)).to(device).requires_grad_()
+    target = torch.randn(B, d, generator=g, dtype=dtype).to(device)
+    prior = Independent(Normal(torch.zeros(B, d, dtype=dtype, device=device),
+                               torch.ones(B, d, dtype=dtype, device=device), validate_args=False), 1,
+                        validate_args=False)
+
+    def step():
+        mu.grad = log_sigma.grad = None
+        q = Independent(Normal(mu, log_sigma.exp(), validate_args=False), 1, validate_args=False)
+        z = q.rsample()
+        loss = (z * target).sum() + kl_divergence(q, prior).sum()
+        loss.backward()
+
+    return step
+
+
+def wrapped_normal_step_factory(n: int, device, dtype):
+    """H^n in R^(n+1): the same ambient size as the vMF on S^n."""
+    g = torch.Generator(device="cpu").manual_seed(n)
+    v = (0.5 * torch.randn(B, n, generator=g, dtype=dtype)).to(device).requires_grad_()
+    log_sigma = (0.1 * torch.randn(B, n, generator=g, dtype=dtype)).to(device).requires_grad_()
+    target = torch.randn(B, n + 1, generator=g, dtype=dtype).to(device)
+    # The VAE's path: the prior's at_origin log_prob, and log q taken from the draw.
+    prior = WrappedNormal.at_origin(torch.ones(B, n, dtype=dtype, device=device), validate_args=False)
+
+    def step():
+        v.grad = log_sigma.grad = None
+        r = v.norm(dim=-1, keepdim=True)
+        # loc = exp_origin((0, v)) = (cosh r, sinh(r) v / r); r > 0 for these random v.
+        loc = torch.cat([torch.cosh(r), torch.sinh(r) * v / r], dim=-1)
+        q = WrappedNormal(loc, log_sigma.exp(), validate_args=False)
+        z, log_q = q.rsample_with_log_prob()
+        kl = log_q - prior.log_prob(z)
+        loss = (z * target).sum() + kl.sum()
+        loss.backward()
+
+    return step
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--repeats", type=int, default=200)
+    ap.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch.set_num_threads (default 1; 0 keeps torch's own default)")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    dtype = getattr(torch, args.dtype)
+    print(f"B = {B}, device = {device}, dtype = {args.dtype}, torch {torch.__version__}, "
+          f"threads = {torch.get_num_threads()}")
+    print("samples/s for rsample + KL + backward (k = thousand, M = million)")
+    header = f"{'m':>5} {'kappa':>7} {'vMF':>9} {'Normal(d=m)':>12} {'vMF/Normal':>11}"
+    print(header)
+    wn_times = {}
+    for m in DIMS:
+        normal = normal_step_factory(m, device, dtype)
+        for kappa in KAPPAS:
+            t_vmf, t_normal = time_steps([vmf_step_factory(m, kappa, device, dtype), normal], device,
+                                         args.repeats)
+            vs = ""
+            if m in SVAE_RANGE:
+                lo, hi = SVAE_RANGE[m]
+                vs = f"   {B / t_vmf / hi:4.1f}x-{B / t_vmf / lo:4.1f}x s-vae"
+            print(f"{m:>5} {kappa:>7g} {_rate(t_vmf):>9} {_rate(t_normal):>12} {t_vmf / t_normal:>10.2f}x"
+                  + vs, flush=True)
+        wn_times[m] = time_steps([wrapped_normal_step_factory(m - 1, device, dtype), normal], device,
+                                 args.repeats)
+    print("\nWrappedNormal on H^(m-1) in R^m (KL = log q(z) - log p(z), one sample)")
+    print(f"{'m':>5} {'WrappedNormal':>14} {'Normal(d=m)':>12} {'WN/Normal':>10}")
+    for m, (t_wn, t_normal) in wn_times.items():
+        print(f"{m:>5} {_rate(t_wn):>14} {_rate(t_normal):>12} {t_wn / t_normal:>9.2f}x")
+
+
+SVAE_RANGE = {10: (49e3, 96e3), 50: (46e3, 106e3), 200: (36e3, 65e3)}  # issue 2
+
+
+def _rate(t: float) -> str:
+    r = B / t
+    return f"{r / 1e6:.2f}M" if r >= 1e6 else f"{r / 1e3:.0f}k"
+
+
+if __name__ == "__main__":
+    main()
