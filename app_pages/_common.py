@@ -40,7 +40,8 @@ def load_model(path: str, key: str):
     return checkpoints.load(path)
 
 
-@st.cache_resource(show_spinner="Loading the data…", max_entries=4)
+@st.cache_resource(show_spinner="Loading the data… (the first QM9 load on a machine featurises all 130,831 "
+                   "molecules, about a minute, and caches them for later)", max_entries=4)
 def _load_request(request_json: str):
     """(bundle, notes) per data request: checkpoints on the same data share one copy."""
     return catalog.load_request(json.loads(request_json))
