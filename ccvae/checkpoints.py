@@ -36,7 +36,7 @@ import torch
 
 from . import __version__
 from .errors import CheckpointError, ConfigError
-from .models import VAE, ModelConfig
+from .models import VAE
 
 FORMAT = "ccvae-checkpoint"
 FORMAT_VERSION = 1

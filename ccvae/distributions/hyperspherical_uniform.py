@@ -97,6 +97,27 @@ def spherical_parameters(loc, concentration) -> tuple[torch.Tensor, torch.Tensor
     m = loc.shape[-1]
     return loc.expand(batch_shape + (m,)), concentration.expand(batch_shape), batch_shape
 
+
+def check_spherical_values(loc: torch.Tensor, concentration: torch.Tensor, *,
+                           allow_zero: bool) -> None:
+    """Value checks behind ``validate_args``: finite concentration (> 0, or >= 0
+    when ``allow_zero``), finite loc of unit norm within ``unit_norm_tolerance``."""
+    k = concentration
+    bad = ~(torch.isfinite(k) & ((k >= 0) if allow_zero else (k > 0)))
+    if bool(bad.any()):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"concentration: expected finite values {bound}, got "
+                         f"{k[bad].reshape(-1)[0].item()} ({int(bad.sum())} bad entries)")
+    if not bool(torch.isfinite(loc).all()):
+        raise ValueError("loc: contains NaN or inf")
+    if loc.numel():
+        tol = unit_norm_tolerance(loc.dtype)
+        dev = (loc.norm(dim=-1) - 1.0).abs().max().item()
+        if dev > tol:
+            raise ValueError(f"loc: expected unit-norm vectors along the last dimension "
+                             f"(| |loc| - 1 | <= {tol:g}), found a deviation of {dev:.3g}; "
+                             "normalise loc first")
+
 class HypersphericalUniform(Distribution):
     r"""Uniform distribution on S^dim, the unit sphere in R^(dim+1).
 

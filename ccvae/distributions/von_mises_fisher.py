@@ -56,8 +56,8 @@ from torch.distributions import Distribution, constraints
 from torch.distributions.kl import register_kl
 
 from ..special import BesselTerms, bessel_terms, iv_ratio, log_ive
-from .hyperspherical_uniform import (HypersphericalUniform, log_sphere_area, spherical_parameters,
-                                     unit_norm_tolerance, unit_vector)
+from .hyperspherical_uniform import (HypersphericalUniform, check_spherical_values, log_sphere_area,
+                                     spherical_parameters, unit_vector)
 
 __all__ = [
     "VonMisesFisher",
@@ -498,20 +498,7 @@ class VonMisesFisher(Distribution):
             self._validate_args = True
 
     def _check_parameters(self) -> None:
-        k = self.concentration
-        bad = ~(torch.isfinite(k) & (k > 0))
-        if bool(bad.any()):
-            raise ValueError(f"concentration: expected finite values > 0, got "
-                             f"{k[bad].reshape(-1)[0].item()} ({int(bad.sum())} bad entries)")
-        if not bool(torch.isfinite(self.loc).all()):
-            raise ValueError("loc: contains NaN or inf")
-        if self.loc.numel():
-            tol = unit_norm_tolerance(self.loc.dtype)
-            dev = (self.loc.norm(dim=-1) - 1.0).abs().max().item()
-            if dev > tol:
-                raise ValueError(f"loc: expected unit-norm vectors along the last dimension "
-                                 f"(| |loc| - 1 | <= {tol:g}), found a deviation of {dev:.3g}; "
-                                 "normalise loc first")
+        check_spherical_values(self.loc, self.concentration, allow_zero=False)
 
     def expand(self, batch_shape, _instance=None):
         new = self._get_checked_instance(VonMisesFisher, _instance)
