@@ -183,8 +183,7 @@ class HyperbolicLatent(Latent):
         from ..distributions.wrapped_normal import WrappedNormal
         v = self.loc_head(h)
         u = torch.cat([torch.zeros_like(v[..., :1]), v], dim=-1)
-        m = self.manifold
-        loc = m.expmap(m.origin(*v.shape[:-1], dtype=v.dtype, device=v.device), u)
+        loc = self.manifold.expmap0(u)  # exp at the origin: no general transport needed
         scale = F.softplus(self.scale_head(h)) + MIN_SCALE
         return WrappedNormal(loc, scale, validate_args=False)
 
