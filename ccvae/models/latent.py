@@ -21,7 +21,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Distribution, Independent, Normal, kl_divergence
 
+from ..distributions.hyperspherical_uniform import HypersphericalUniform
+from ..distributions.von_mises_fisher import VonMisesFisher
+from ..distributions.wrapped_normal import WrappedNormal
 from ..errors import ConfigError
+from ..manifolds import Euclidean, Lorentz, Manifold, Sphere
 
 #: Floor on the posterior std of the Gaussian and wrapped normal. Below it
 #: log det Sigma -> -inf and the KL gradient explodes; 1e-4 is far below any
@@ -45,16 +49,22 @@ class Latent(nn.Module):
             raise ConfigError(f"latent_dim must be a positive integer, got {dim!r}")
         self.dim = int(dim)
         self.in_features = in_features
+        self.manifold = self.manifold_cls(self.dim)
 
-    # -- to implement -------------------------------------------------------
-    @property
-    def manifold(self):
-        raise NotImplementedError
+    def _tangent_gaussian_heads(self) -> None:
+        """Linear heads for a location (in R^dim) and a positive diagonal scale."""
+        self.loc_head = nn.Linear(self.in_features, self.dim)
+        self.scale_head = nn.Linear(self.in_features, self.dim)
+
+    #: the manifold class; an instance of dimension ``dim`` is built once, in __init__.
+    manifold_cls: type[Manifold] = Euclidean
 
     @property
     def ambient_dim(self) -> int:
-        raise NotImplementedError
+        """Coordinates of a latent point (what the decoder reads)."""
+        return self.manifold.ambient_dim
 
+    # -- to implement -------------------------------------------------------
     def posterior(self, h: torch.Tensor) -> Distribution:
         raise NotImplementedError
 
@@ -90,20 +100,12 @@ class Latent(nn.Module):
 
 class EuclideanLatent(Latent):
     geometry = "euclidean"
+    manifold_cls = Euclidean
 
     def __init__(self, in_features: int, dim: int):
         super().__init__(in_features, dim)
-        self.loc_head = nn.Linear(in_features, dim)
-        self.scale_head = nn.Linear(in_features, dim)
+        self._tangent_gaussian_heads()
 
-    @property
-    def manifold(self):
-        from ..manifolds.euclidean import Euclidean
-        return Euclidean(self.dim)
-
-    @property
-    def ambient_dim(self) -> int:
-        return self.dim
 
     def posterior(self, h):
         loc = self.loc_head(h)
@@ -123,23 +125,15 @@ class SphereLatent(Latent):
     """vMF posterior on S^d (in R^{d+1}), uniform prior."""
 
     geometry = "sphere"
+    manifold_cls = Sphere
 
     def __init__(self, in_features: int, dim: int):
         super().__init__(in_features, dim)
         self.loc_head = nn.Linear(in_features, dim + 1)
         self.concentration_head = nn.Linear(in_features, 1)
 
-    @property
-    def manifold(self):
-        from ..manifolds.sphere import Sphere
-        return Sphere(self.dim)
-
-    @property
-    def ambient_dim(self) -> int:
-        return self.dim + 1
 
     def posterior(self, h):
-        from ..distributions.von_mises_fisher import VonMisesFisher
         raw = self.loc_head(h)
         # 1e-12 only guards 0/0 for an all-zero output; any real direction is
         # normalised exactly.
@@ -148,7 +142,6 @@ class SphereLatent(Latent):
         return VonMisesFisher(loc, kappa, validate_args=False)
 
     def prior(self, batch_shape, like):
-        from ..distributions.hyperspherical_uniform import HypersphericalUniform
         return HypersphericalUniform(self.dim, batch_shape=batch_shape, dtype=like.dtype,
                                      device=like.device, validate_args=False)
 
@@ -163,24 +156,15 @@ class HyperbolicLatent(Latent):
     """
 
     geometry = "hyperbolic"
+    manifold_cls = Lorentz
     closed_form_kl = False
 
     def __init__(self, in_features: int, dim: int):
         super().__init__(in_features, dim)
-        self.loc_head = nn.Linear(in_features, dim)
-        self.scale_head = nn.Linear(in_features, dim)
+        self._tangent_gaussian_heads()
 
-    @property
-    def manifold(self):
-        from ..manifolds.lorentz import Lorentz
-        return Lorentz(self.dim)
-
-    @property
-    def ambient_dim(self) -> int:
-        return self.dim + 1
 
     def posterior(self, h):
-        from ..distributions.wrapped_normal import WrappedNormal
         v = self.loc_head(h)
         u = torch.cat([torch.zeros_like(v[..., :1]), v], dim=-1)
         loc = self.manifold.expmap0(u)  # exp at the origin: no general transport needed
@@ -188,7 +172,6 @@ class HyperbolicLatent(Latent):
         return WrappedNormal(loc, scale, validate_args=False)
 
     def prior(self, batch_shape, like):
-        from ..distributions.wrapped_normal import WrappedNormal
         # at_origin: the same G(mu0, I), with a log_prob that skips the general log map.
         return WrappedNormal.at_origin(like.new_ones((*batch_shape, self.dim)), validate_args=False)
 
