@@ -3,6 +3,8 @@
     ccvae train --dataset mnist --geometry sphere --latent-dim 2 --epochs 30 --out checkpoints/x
     ccvae evaluate checkpoints/x [--iwae-samples 500]
     ccvae list [ROOT]
+    ccvae sweep --dataset mnist --latent-dims 2,3,5,10,50 --layers 1,2,3 --epochs 80 [--workers W]
+    ccvae table --dataset mnist [--format markdown|csv|latex]
 
 Every failure the user can fix (a bad flag, a missing file, a corrupt checkpoint)
 ends with one line on stderr and a non-zero exit status, never a traceback.
@@ -126,7 +128,86 @@ def build_parser() -> argparse.ArgumentParser:
     fmt = ls.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON instead of a table")
     fmt.add_argument("--markdown", action="store_true", help="print a markdown table (for READMEs)")
+    _add_sweep_parser(sub, GEOMETRIES, LIKELIHOODS)
+    _add_table_parser(sub)
     return parser
+
+
+def _csv_of(cast, what: str):
+    def parse(text: str) -> tuple:
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {what}, got {text!r}")
+        return tuple(cast(t) for t in items)
+    return parse
+
+
+def _geometry_list(geometries):
+    def parse(text: str) -> tuple:
+        values = _csv_of(str, "geometries")(text)
+        bad = [g for g in values if g not in geometries]
+        if bad:
+            raise argparse.ArgumentTypeError(f"unknown geometry {bad[0]!r}; choose from {', '.join(geometries)}")
+        return values
+    return parse
+
+
+def _add_sweep_parser(sub, geometries, likelihoods) -> None:
+    from .results_db import DEFAULT_DB
+    from .sweep import PROTOCOLS
+
+    s = sub.add_parser("sweep", help="train and evaluate a grid of configurations into the results database",
+                       description="Train and evaluate every configuration of a grid (geometries x latent dims "
+                       "x hidden layers x seeds) in parallel, and record each finished run in the SQLite "
+                       "results database. Resumable: finished runs are skipped, killed runs are redone.")
+    s.add_argument("--dataset", help="mnist or lfw (default: mnist, or the protocol's)")
+    s.add_argument("--protocol", choices=sorted(PROTOCOLS),
+                   help="a published protocol's settings: davidson = dynamically binarised MNIST, "
+                        "784-256-128 MLP, Adam 1e-3, early stopping, IWAE k=500 in float64")
+    s.add_argument("--geometries", type=_geometry_list(geometries), default=tuple(geometries),
+                   help="comma-separated (default: euclidean,sphere,hyperbolic)")
+    s.add_argument("--latent-dims", type=_csv_of(_positive_int, "positive integers"), help="e.g. 2,3,5,10,50")
+    s.add_argument("--layers", type=_csv_of(_non_negative_int, "non-negative integers"),
+                   help="hidden-layer counts, e.g. 1,2,3 (default: 1)")
+    s.add_argument("--hidden", type=_widths, help="width of every hidden layer (default: 128, the post's), or "
+                   "widths such as 256,128")
+    s.add_argument("--epochs", type=_positive_int, help="maximum epochs per run (default: 100)")
+    s.add_argument("--early-stopping", type=_positive_int, metavar="PATIENCE",
+                   help="epochs without a better validation ELBO before a run stops (default: 10)")
+    s.add_argument("--kl-warmup-epochs", type=_non_negative_int, help="KL annealing epochs (default: 0)")
+    s.add_argument("--seeds", type=_positive_int, default=1, help="seeds per configuration: 0..N-1 (default: 1)")
+    s.add_argument("--batch-size", type=_positive_int, help="(default: 128)")
+    s.add_argument("--lr", type=_positive_float, help="Adam learning rate (default: 1e-3)")
+    s.add_argument("--likelihood", choices=list(likelihoods), help="(default: bernoulli, the post's BCE)")
+    s.add_argument("--binarize", choices=["none", "dynamic"], help="dynamic: Davidson et al.'s binarisation")
+    s.add_argument("--max-examples", type=_positive_int, help="train on at most N examples (quick runs)")
+    s.add_argument("--iwae-k", type=_non_negative_int, help="importance samples of the IWAE log-likelihood (default: 500; 0 skips it)")
+    s.add_argument("--iwae-examples", type=_positive_int, help="IWAE on the first N test examples only (default: all)")
+    s.add_argument("--eval-float64", action="store_true", default=None, help="evaluate in double precision")
+    s.add_argument("--name", help="sweep name stored with each run; tables select by it (default: post, or the protocol's)")
+    s.add_argument("--workers", type=_positive_int, help="parallel runs (default: one per core)")
+    s.add_argument("--backend", choices=["local", "ray"], default="local",
+                   help="local worker processes, or a Ray cluster (pip install -r requirements-cluster.txt)")
+    s.add_argument("--address", help="Ray cluster address for --backend ray (default: start a local Ray)")
+    s.add_argument("--db", default=str(DEFAULT_DB), help=f"results database (default: {DEFAULT_DB})")
+    s.add_argument("--data-dir", help="folder holding the dataset files")
+    s.add_argument("--dry-run", action="store_true", help="list the runs and which are done; train nothing")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_table_parser(sub) -> None:
+    from .results_db import DEFAULT_DB
+
+    t = sub.add_parser("table", help="print a results table from the results database",
+                       description="Print the ELBO table in the post's shape (latent dims x hidden layers x "
+                       "geometry, best geometry per row marked), or the IWAE table against published values.")
+    t.add_argument("--dataset", default="mnist", choices=["mnist", "lfw"], help="(default: mnist)")
+    t.add_argument("--kind", choices=["elbo", "iwae"], default="elbo",
+                   help="elbo: the post's table; iwae: log-likelihoods under Davidson et al.'s protocol")
+    t.add_argument("--format", choices=["text", "markdown", "csv", "latex"], default="text", dest="fmt")
+    t.add_argument("--sweep", help="sweep name to read (default: post for elbo, davidson for iwae)")
+    t.add_argument("--no-published", action="store_true", help="our values only, without the published ones")
+    t.add_argument("--db", default=str(DEFAULT_DB), help=f"results database (default: {DEFAULT_DB})")
 
 
 # -- helpers ---------------------------------------------------------------------
@@ -279,7 +360,63 @@ def cmd_list(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "list": cmd_list}
+def cmd_sweep(args) -> int:
+    from .results_db import ResultsDB
+    from .sweep import SweepSpec, expand, protocol_spec, run_sweep, summarise
+
+    chosen = {
+        "dataset": args.dataset, "geometries": args.geometries, "latent_dims": args.latent_dims,
+        "layers": args.layers, "seeds": args.seeds, "name": args.name,
+        "hidden": tuple(args.hidden) if isinstance(args.hidden, list) else args.hidden,
+        "epochs": args.epochs, "early_stopping": args.early_stopping,
+        "kl_warmup_epochs": args.kl_warmup_epochs, "batch_size": args.batch_size, "lr": args.lr,
+        "likelihood": args.likelihood, "binarize": args.binarize, "max_examples": args.max_examples,
+        "iwae_k": args.iwae_k, "iwae_examples": args.iwae_examples, "eval_float64": args.eval_float64,
+        "data_dir": args.data_dir,
+    }
+    if isinstance(chosen["hidden"], tuple) and args.layers is None:
+        chosen["layers"] = (len(chosen["hidden"]),)
+    if args.protocol:
+        if args.dataset and args.dataset != "mnist":
+            raise ConfigError(f"--protocol {args.protocol} is defined on mnist, not {args.dataset}")
+        spec = protocol_spec(args.protocol, **chosen)
+    else:
+        if args.latent_dims is None:
+            raise ConfigError("--latent-dims is required (for example --latent-dims 2,3,5,10,50)")
+        chosen["dataset"] = args.dataset or "mnist"
+        spec = SweepSpec(**{k: v for k, v in chosen.items() if v is not None})
+    db = ResultsDB(args.db)
+    command = "ccvae " + " ".join(sys.argv[1:]) if sys.argv and "sweep" in sys.argv else None
+    if args.dry_run:
+        done = db.done_keys()
+        jobs = expand(spec)
+        for j in jobs:
+            t = j["train"]
+            print(f"{'done' if j['key'] in done else 'todo'}  {j['key']}  {t['geometry']:<10} "
+                  f"d={t['latent_dim']:<3} L={t['layers']} seed={t['seed']}")
+        print(f"{sum(j['key'] in done for j in jobs)} of {len(jobs)} runs done in {db.path}")
+        return 0
+    report = run_sweep(spec, db, workers=args.workers, backend=args.backend, address=args.address,
+                       progress=not args.quiet, command=command)
+    print(summarise(report) + f"; results in {db.path}")
+    if report.interrupted:
+        return 130
+    return EXIT_ERROR if report.failed else 0
+
+
+def cmd_table(args) -> int:
+    from .results_db import ResultsDB
+    from . import tables
+
+    db = ResultsDB(args.db, create=False)
+    text = tables.render(db, dataset=args.dataset, kind=args.kind, fmt=args.fmt, sweep=args.sweep,
+                         published=not args.no_published)
+    print(text)
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "list": cmd_list, "sweep": cmd_sweep,
+            "table": cmd_table}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -32,14 +32,15 @@ def _head(split: Split, n: int | None) -> Split:
 
 
 def evaluate_bundle(model: VAE, bundle: DatasetBundle, cfg: TrainConfig, *, iwae_samples: int = 500,
-                    batch_size: int = 100, float64: bool = False, max_examples: int | None = None,
+                    iwae_examples: int | None = None, batch_size: int = 100, float64: bool = False, max_examples: int | None = None,
                     device: str | torch.device = "cpu", progress: bool = False) -> dict[str, Any]:
     """Test metrics for ``model`` on ``bundle``'s test split, as the training run saw the data."""
     test = _head(bundle.test, max_examples)
     if cfg.binarize == "dynamic":
         test = binarize_fixed(test, seed=cfg.seed)
     train_ref = bundle.train if bundle.train.y is not None else None
-    metrics = evaluate(model, test, train=train_ref, iwae_samples=iwae_samples, batch_size=batch_size,
+    metrics = evaluate(model, test, train=train_ref, iwae_samples=iwae_samples,
+                       iwae_examples=iwae_examples, batch_size=batch_size,
                        float64=float64, seed=cfg.seed, device=device, progress=progress)
     if bundle.name == "qm9":
         from .evaluation.qm9 import angle_metrics

@@ -101,9 +101,15 @@ def knn_accuracy(model: VAE, train: Split, test: Split, k: int = 5, max_referenc
 
 
 def evaluate(model: VAE, test: Split, *, train: Split | None = None, iwae_samples: int = 500,
-             batch_size: int = 100, knn_k: int = 5, float64: bool = False, seed: int = 0,
+             iwae_examples: int | None = None, batch_size: int = 100, knn_k: int = 5,
+             float64: bool = False, seed: int = 0,
              device: str | torch.device = "cpu", progress: bool = False) -> dict[str, Any]:
-    """All test metrics in one flat dict (what goes into metrics.json ``test``)."""
+    """All test metrics in one flat dict (what goes into metrics.json ``test``).
+
+    ``iwae_examples`` limits the IWAE estimate (the costly one: k decoder passes per
+    example) to the first n test examples; the ELBO always uses the whole split. The
+    number used is recorded as ``iwae_examples``.
+    """
     torch.manual_seed(seed)
     if float64:
         model = model.double()
@@ -114,8 +120,16 @@ def evaluate(model: VAE, test: Split, *, train: Split | None = None, iwae_sample
     dims = model.config.input_dim
     log_px = out["elbo"]
     if iwae_samples:
-        out.update(iwae_statistics(model, test, k=iwae_samples, batch_size=batch_size,
+        iwae_split = test
+        if iwae_examples is not None and iwae_examples < len(test):
+            if iwae_examples < 1:
+                raise ValueError(f"iwae_examples must be >= 1, got {iwae_examples}")
+            iwae_split = Split(test.x[:iwae_examples], None if test.y is None else test.y[:iwae_examples],
+                               test.index[:iwae_examples],
+                               None if test.mask is None else test.mask[:iwae_examples])
+        out.update(iwae_statistics(model, iwae_split, k=iwae_samples, batch_size=batch_size,
                                    device=device, progress=progress))
+        out["iwae_examples"] = len(iwae_split)
         log_px = out["iwae"]
     out["bits_per_dim"] = -log_px / (dims * math.log(2))
     out["bits_per_dim_from"] = "iwae" if iwae_samples else "elbo"
