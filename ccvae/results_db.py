@@ -45,7 +45,9 @@ BUSY_TIMEOUT_MS = 60_000
 #: in ``metrics_json``).
 METRIC_COLUMNS = ("elbo", "elbo_batch_std", "elbo_sem", "elbo_batch_size", "recon", "kl",
                   "iwae", "iwae_sem", "iwae_k", "iwae_examples", "bits_per_dim", "knn_accuracy",
-                  "n_test")
+                  "n_test", "elbo_ceiling")
+
+_INTEGER_METRICS = ("elbo_batch_size", "iwae_k", "iwae_examples", "n_test")
 
 _IDENTITY_COLUMNS = ("run_key", "sweep", "dataset", "geometry", "latent_dim", "layers", "hidden",
                      "likelihood", "binarize", "seed")
@@ -78,7 +80,7 @@ CREATE TABLE IF NOT EXISTS runs (
     epochs_run INTEGER NOT NULL,
     best_epoch INTEGER NOT NULL,
     stopped TEXT NOT NULL,
-    {", ".join(f"{c} {'INTEGER' if c in ('elbo_batch_size', 'iwae_k', 'iwae_examples', 'n_test') else 'REAL'}"
+    {", ".join(f"{c} {'INTEGER' if c in _INTEGER_METRICS else 'REAL'}"
                for c in METRIC_COLUMNS)},
     metrics_json TEXT NOT NULL
 );
@@ -107,6 +109,13 @@ class ResultsDB:
         try:
             with self._connect() as con:
                 con.executescript(_SCHEMA)
+                # Metric columns added after a file was created are added to it (NULL
+                # for older rows), so an older results file keeps working.
+                have = {r[1] for r in con.execute("PRAGMA table_info(runs)")}
+                for col in METRIC_COLUMNS:
+                    if col not in have:
+                        kind = "INTEGER" if col in _INTEGER_METRICS else "REAL"
+                        con.execute(f"ALTER TABLE runs ADD COLUMN {col} {kind}")
                 found = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
                 if found is None:
                     con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
@@ -155,7 +164,7 @@ class ResultsDB:
         for c in ("config_json", "versions_json", "metrics_json"):
             if not isinstance(values[c], str):
                 values[c] = json.dumps(values[c] if values[c] is not None else {}, sort_keys=True,
-                                       default=str)
+                                       separators=(",", ":"), default=str)
         if not isinstance(values["hidden"], str):
             values["hidden"] = json.dumps(values["hidden"])
         cols = ", ".join(ALL_COLUMNS)

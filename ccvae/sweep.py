@@ -33,10 +33,10 @@ import subprocess
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from .errors import CCVAEError, ConfigError
 from .results_db import ResultsDB
@@ -241,9 +241,13 @@ def execute_run(job: dict[str, Any], threads: int | None = None,
         "epochs_run": len(result.history), "best_epoch": result.best_epoch, "stopped": result.stopped,
         **{k: metrics.get(k) for k in ("elbo", "elbo_batch_std", "elbo_sem", "elbo_batch_size",
                                        "recon", "kl", "iwae", "iwae_sem", "iwae_k", "iwae_examples",
-                                       "bits_per_dim", "knn_accuracy")},
+                                       "bits_per_dim", "knn_accuracy", "elbo_ceiling")},
         "n_test": metrics.get("n_examples"),
-        "metrics_json": {"test": metrics, "history": result.history},
+        # The learning curve, rounded (4 significant decimals are far below the noise),
+        # keeps a row ~10 kB: the database stays small enough to commit.
+        "metrics_json": {"test": metrics, "history": [
+            {k: round(v, 4) if isinstance(v, float) else v for k, v in rec.items()}
+            for rec in result.history]},
     }
 
 
@@ -393,15 +397,6 @@ def run_sweep(spec: SweepSpec, db: ResultsDB, *, workers: int | None = None, bac
     return report
 
 
-def replace_spec(spec: SweepSpec, **changes: Any) -> SweepSpec:
-    return replace(spec, **changes)
-
-
-def parse_list(text: str, cast: Callable[[str], Any] = str) -> tuple:
-    """"2,3,5" -> (2, 3, 5); used by the CLI."""
-    items = [t.strip() for t in str(text).split(",") if t.strip()]
-    return tuple(cast(t) for t in items)
-
 
 def summarise(report: SweepReport) -> str:
     parts = [f"{len(report.recorded)} run(s) recorded", f"{report.skipped} already done"]
@@ -412,6 +407,3 @@ def summarise(report: SweepReport) -> str:
         text += "; interrupted: run the same command again to resume"
     return text
 
-
-def jobs_table(jobs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{"key": j["key"], "run": _describe(j)} for j in jobs]

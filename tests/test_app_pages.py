@@ -19,9 +19,11 @@ from streamlit.testing.v1 import AppTest
 
 from ccvae import jobs
 from ccvae.checkpoints import list_checkpoints
-from ccvae.dashboard import catalog
+from ccvae.dashboard import catalog, results_view
+from ccvae.results_db import ResultsDB
 
 from .dashboard_fixtures import REPO, dashboard_checkpoints  # noqa: F401 - fixture
+from .results_rows import make_row
 
 TIMEOUT = 180
 
@@ -210,18 +212,78 @@ def test_compare_shows_scatters_reconstructions_and_metrics(app):
     assert "Pick at least two checkpoints." in [i.value for i in app.info]
 
 
-def test_elbo_tables_show_the_post_beside_ours(app):
+def _results_db(path: Path) -> Path:
+    """A small results database: a few MNIST and LFW cells of the post's grid, and the
+    Davidson-protocol cells the exact-sampler verdict needs."""
+    db = ResultsDB(path)
+    db.record(make_row("mnist", "hyperbolic", 3, 2, elbo=-120.0, batch_std=5.0))  # significantly better
+    db.record(make_row("mnist", "sphere", 3, 2, elbo=-155.0, batch_std=5.0))      # worse, not significantly
+    db.record(make_row("lfw", "sphere", 2, 1, elbo=-1300.0, batch_std=40.0, elbo_ceiling=-1250.0))
+    for (d, g), v in {(20, "euclidean"): -89.5, (20, "sphere"): -88.6,
+                      (40, "euclidean"): -88.8, (40, "sphere"): -95.0}.items():
+        db.record(make_row("mnist", g, d, 2, sweep="davidson", binarize="dynamic", iwae=v))
+    return path
+
+
+def frame_with(at: AppTest, column: str):
+    """The one st.dataframe that has ``column``."""
+    (frame,) = [d for d in at.dataframe if column in d.value.columns]
+    return frame
+
+
+def test_elbo_tables_show_the_post_beside_ours(app, tmp_path, monkeypatch):
+    monkeypatch.setenv(results_view.ENV_RESULTS_DB, str(_results_db(tmp_path / "results.sqlite")))
     open_page(app, "elbo_tables")
-    (table,) = app.dataframe[:1]
+    assert any(str(tmp_path / "results.sqlite") in m.value for m in app.markdown)
+    assert set(frame_with(app, "sweep").value["sweep"]) == {"post", "davidson"}
+    table = frame_with(app, "hyperbolic (post)")
     df = table.value
     assert {(2, 1), (3, 2), (50, 3)} <= set(zip(df["latent dim"], df["layers"]))
     row = df[(df["latent dim"] == 3) & (df["layers"] == 2)].iloc[0]
-    assert row["hyperbolic (post)"] == "-156.7 ± 7.1" and row["sphere (post)"] == "★ -152.8 ± 8.5"
+    assert row["hyperbolic (ours)"] == "★ -120.0 ± 5.0" and row["hyperbolic (post)"] == "-156.7 ± 7.1"
+    assert row["sphere (ours)"] == "-155.0 ± 5.0" and row["sphere (post)"] == "★ -152.8 ± 8.5"
+    # the one significant cell (hyperbolic, ours) is coloured, and only it
+    assert table.proto.arrow_data.styler.styles.count("background-color") == 1
+    assert "**1 of 2 cells beat the post; 1 differ significantly.**" in [m.value for m in app.markdown]
+    assert any("2 × combined spread" in c.value for c in app.caption)
+    assert {b.key for b in app.get("download_button")} == {"elbo_csv", "iwae_csv"}
+    app.toggle(key="elbo_only_ours").set_value(True).run()
+    assert_clean(app)
+    assert len(frame_with(app, "hyperbolic (post)").value) == 1
+    # the IWAE section: our d=20 sphere reproduces Davidson et al.'s, and the verdict is computed
+    iwae = frame_with(app, "S-VAE (Davidson)").value
+    assert iwae[iwae["d"] == 20].iloc[0]["sphere (ours)"] == "★ -88.60 ± 0.10 ✓"
+    assert any("d = 20: the sphere (S-VAE) wins" in m.value for m in app.markdown)
+    assert any("not shown" in m.value for m in app.markdown)  # Nagano et al.'s numbers
+    app.toggle(key="elbo_only_ours").set_value(False).run()
     app.radio(key="elbo_dataset").set_value("lfw").run()
     assert_clean(app)
-    df = app.dataframe[0].value
+    df = frame_with(app, "sphere (post)").value
     assert len(df[df["layers"] == 4]) == 5  # LFW has 4-layer rows for D = 2, 3, 5, 10, 20
-    assert df[(df["latent dim"] == 2) & (df["layers"] == 1)].iloc[0]["sphere (post)"] == "-1047.0 ± 40.5"
+    row = df[(df["latent dim"] == 2) & (df["layers"] == 1)].iloc[0]
+    assert row["sphere (ours)"] == "★ -1300.0 ± 40.0" and row["sphere (post)"] == "-1047.0 ± 40.5"
+    (ceiling,) = [w.value for w in app.warning]
+    assert "No Bernoulli (BCE) model can score above -1250.0" in ceiling
+    assert "every one of the post's 60 LFW cells lies above it" in ceiling
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_elbo_tables_without_results_db_still_show_the_post(app, tmp_path, monkeypatch, broken):
+    path = tmp_path / "results.sqlite"
+    if broken:
+        path.write_bytes(b"not a database" * 100)
+    monkeypatch.setenv(results_view.ENV_RESULTS_DB, str(path))
+    app.switch_page("app_pages/elbo_tables.py")
+    app.run()
+    assert not app.exception
+    (message,) = [m.value for m in (app.error if broken else app.info)]
+    assert str(path) in message and "\n" not in message and "Traceback" not in message
+    df = frame_with(app, "sphere (post)").value
+    row = df[(df["latent dim"] == 3) & (df["layers"] == 2)].iloc[0]
+    assert row["sphere (post)"] == "★ -152.8 ± 8.5" and row["sphere (ours)"] == "—"
+    assert len(frame_with(app, "S-VAE (Davidson)").value) == 5
+    assert not app.get("download_button")
+    assert path.exists() == broken  # the page never creates a results file
 
 
 def test_distributions_explainer_controls(app):

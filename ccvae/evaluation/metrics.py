@@ -77,6 +77,22 @@ def iwae_statistics(model: VAE, split: Split, k: int = 500, batch_size: int = 10
 
 
 @torch.no_grad()
+def bernoulli_elbo_ceiling(split: Split) -> float:
+    """The highest mean ELBO any model can reach on ``split`` under a Bernoulli (BCE)
+    likelihood: minus the mean over examples of the summed binary entropies of the
+    pixel intensities, -sum_i H(x_i) with H(x) = -x log x - (1-x) log(1-x).
+
+    Why: the reconstruction term E_q[log p(x|z)] = -sum_i BCE(p_i, x_i) is at most
+    -sum_i H(x_i) (BCE(p, x) = H(x) + KL(Bern(x) || Bern(p)) >= H(x)), and the KL term
+    is >= 0. For binary images the ceiling is 0; grey images pay their entropy.
+    0 log 0 is taken as 0 (xlogy), so exact 0 and 1 pixels cost nothing.
+    """
+    x = split.x.double().reshape(len(split), -1)
+    h = -(torch.special.xlogy(x, x) + torch.special.xlogy(1 - x, 1 - x))
+    return -h.sum(dim=1).mean().item()
+
+
+@torch.no_grad()
 def knn_accuracy(model: VAE, train: Split, test: Split, k: int = 5, max_reference: int = 10000,
                  seed: int = 0, device: str | torch.device = "cpu") -> float:
     """Accuracy of a k-NN vote on posterior locations with geodesic distances."""
@@ -132,6 +148,8 @@ def evaluate(model: VAE, test: Split, *, train: Split | None = None, iwae_sample
         out["iwae_examples"] = len(iwae_split)
         log_px = out["iwae"]
     out["bits_per_dim"] = -log_px / (dims * math.log(2))
+    if model.config.likelihood == "bernoulli":
+        out["elbo_ceiling"] = bernoulli_elbo_ceiling(test)
     out["bits_per_dim_from"] = "iwae" if iwae_samples else "elbo"
     if train is not None and train.y is not None and test.y is not None:
         out["knn_accuracy"] = knn_accuracy(model, train, test, k=knn_k, seed=seed, device=device)

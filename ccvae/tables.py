@@ -1,0 +1,263 @@
+"""Results tables from the results database: the post's ELBO tables and the IWAE
+table under Davidson et al.'s protocol, each beside the published values.
+
+Cells. A cell is one (latent dim, hidden layers, geometry) of one sweep. When it
+holds several runs that differ only in their seed, the cell is their mean, and
+its uncertainty is
+
+- ``batch_std``: the post's estimate, the spread (standard deviation) of the
+  per-batch mean ELBO over test batches, averaged over seeds;
+- ``seed_std``: the standard deviation over seeds (only with two or more seeds).
+
+When runs of one cell differ in more than the seed (say a second sweep with more
+epochs under the same sweep name), the most recently finished configuration is
+shown, so a table never averages unlike runs.
+
+Significance. Our cell and the post's differ significantly when
+``|ours - post| > 2 sqrt(err_ours^2 + err_post^2)``, where each err is the spread
+that side reports (ours: batch_std, and seed_std in quadrature when there are
+seeds). The post only gives its batch spread, so that is the like-for-like test.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from . import reference_results as ref
+from .errors import ConfigError
+from .results_db import ResultsDB
+
+__all__ = ["Cell", "cells", "elbo_rows", "iwae_rows", "render", "SIGNIFICANCE_Z", "DEFAULT_SWEEP"]
+
+GEOMETRIES = ref.GEOMETRIES
+LABELS = {"euclidean": "Euclidean", "sphere": "Sphere", "hyperbolic": "Hyperbolic"}
+SIGNIFICANCE_Z = 2.0
+DEFAULT_SWEEP = {"elbo": "post", "iwae": "davidson"}
+#: Within this many nats of a published log-likelihood counts as reproducing it.
+IWAE_TOLERANCE = 1.0
+
+
+@dataclass(frozen=True)
+class Cell:
+    value: float             # mean over seeds (ELBO or IWAE, nats)
+    batch_std: float | None  # the post's spread over test batches (mean over seeds)
+    seed_std: float | None   # spread over seeds (None with one seed)
+    sem: float | None        # standard error over test examples (mean over seeds)
+    n_seeds: int
+    epochs: float            # mean epochs run
+    stopped: str             # how the runs ended ("early_stopping", "completed", mixed)
+
+    @property
+    def err(self) -> float:
+        parts = [e for e in (self.batch_std, self.seed_std) if e is not None]
+        return math.sqrt(sum(e * e for e in parts)) if parts else 0.0
+
+
+def _group_key(row: dict[str, Any]) -> str:
+    train = {k: v for k, v in row["config"]["train"].items() if k not in ("seed", "data_dir", "device")}
+    return repr(sorted(train.items())) + repr(sorted(row["config"]["eval"].items()))
+
+
+def _std(values: list[float]) -> float | None:
+    if len(values) < 2:
+        return None
+    m = sum(values) / len(values)
+    return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+
+
+def cells(rows: list[dict[str, Any]], metric: str = "elbo") -> dict[tuple[int, int], dict[str, Cell]]:
+    """(latent dim, layers) -> geometry -> :class:`Cell` of ``metric`` ("elbo" or "iwae")."""
+    grouped: dict[tuple, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        if r.get(metric) is None:
+            continue
+        grouped[(r["latent_dim"], r["layers"], r["geometry"])][_group_key(r)].append(r)
+    out: dict[tuple[int, int], dict[str, Cell]] = defaultdict(dict)
+    for (d, layers, geometry), groups in grouped.items():
+        runs = max(groups.values(), key=lambda g: max(r["finished_at"] for r in g))
+        values = [r[metric] for r in runs]
+        spread_col = "elbo_batch_std" if metric == "elbo" else None
+        sem_col = "elbo_sem" if metric == "elbo" else "iwae_sem"
+        batch = [r[spread_col] for r in runs if spread_col and r.get(spread_col) is not None]
+        sems = [r[sem_col] for r in runs if r.get(sem_col) is not None]
+        stops = {r["stopped"] for r in runs}
+        out[(d, layers)][geometry] = Cell(
+            value=sum(values) / len(values), batch_std=sum(batch) / len(batch) if batch else None,
+            seed_std=_std(values), sem=sum(sems) / len(sems) if sems else None, n_seeds=len(runs),
+            epochs=sum(r["epochs_run"] for r in runs) / len(runs),
+            stopped=stops.pop() if len(stops) == 1 else "mixed")
+    return dict(out)
+
+
+def _best(row: dict[str, Any]) -> str | None:
+    present = {g: c.value for g, c in row.items() if c is not None}
+    return max(present, key=present.get) if present else None
+
+
+def _ratio_z(ours: Cell, post: tuple[float, float]) -> float:
+    err = math.sqrt(ours.err ** 2 + post[1] ** 2)
+    return (ours.value - post[0]) / err if err > 0 else math.copysign(math.inf, ours.value - post[0])
+
+
+def elbo_rows(db: ResultsDB, dataset: str, sweep: str | None = None) -> list[dict[str, Any]]:
+    """One dict per (D, L) of the post's grid (plus any extra cells we ran):
+    ``{"latent_dim", "layers", "ours": {g: Cell}, "post": {g: (v, err)}, "best_ours",
+    "best_post", "z": {g: z}, "significant": {g: bool}, "better": {g: bool}}``."""
+    post = ref.post_table(dataset)
+    rows = db.runs(dataset=dataset, sweep=sweep or DEFAULT_SWEEP["elbo"], likelihood="bernoulli",
+                   binarize="none")
+    ours = cells(rows, "elbo")
+    out = []
+    for key in sorted(set(post) | set(ours)):
+        o, p = ours.get(key, {}), post.get(key, {})
+        z = {g: _ratio_z(o[g], p[g]) for g in GEOMETRIES if g in o and g in p}
+        out.append({"latent_dim": key[0], "layers": key[1], "ours": o, "post": p,
+                    "best_ours": _best(o), "best_post": ref.best_geometry(p),
+                    "z": z, "significant": {g: abs(v) > SIGNIFICANCE_Z for g, v in z.items()},
+                    "better": {g: o[g].value > p[g][0] for g in GEOMETRIES if g in o and g in p}})
+    return out
+
+
+def elbo_ceiling(db: ResultsDB, dataset: str, sweep: str | None = None) -> float | None:
+    """The highest ELBO a Bernoulli model can reach on the test split these runs used
+    (:func:`ccvae.evaluation.metrics.bernoulli_elbo_ceiling`), when recorded."""
+    values = [r["elbo_ceiling"] for r in db.runs(dataset=dataset, sweep=sweep or DEFAULT_SWEEP["elbo"])
+              if r.get("elbo_ceiling") is not None]
+    return max(values) if values else None
+
+
+def iwae_rows(db: ResultsDB, sweep: str | None = None) -> list[dict[str, Any]]:
+    """One dict per latent dim of Davidson et al.'s table (plus any extra dims we ran):
+    ``{"latent_dim", "ours": {g: Cell}, "davidson": {g: (v, sd)}, "gap": {g: ours - published},
+    "reproduced": {g: bool}}`` (reproduced = within IWAE_TOLERANCE nats, or better)."""
+    rows = db.runs(dataset="mnist", sweep=sweep or DEFAULT_SWEEP["iwae"])
+    ours = {d: row for (d, _layers), row in cells(rows, "iwae").items()}
+    out = []
+    for d in sorted(set(ref.DAVIDSON_2018) | set(ours)):
+        o, p = ours.get(d, {}), ref.DAVIDSON_2018.get(d, {})
+        gap = {g: o[g].value - p[g][0] for g in GEOMETRIES if g in o and g in p}
+        out.append({"latent_dim": d, "ours": o, "davidson": p, "best_ours": _best(o),
+                    "gap": gap, "reproduced": {g: v >= -IWAE_TOLERANCE for g, v in gap.items()}})
+    return out
+
+
+# ---------------------------------------------------------------------- formatting
+def _fmt_cell(c: Cell | None, best: bool, mark: str) -> str:
+    if c is None:
+        return "—"
+    err = c.err
+    text = f"{c.value:.1f} ± {err:.1f}" if err else f"{c.value:.1f}"
+    if c.n_seeds > 1:
+        text += f" (n={c.n_seeds})"
+    return f"{mark}{text}{mark}" if best and mark else (f"★ {text}" if best else text)
+
+
+def _fmt_pub(p: tuple[float, float] | None, best: bool, mark: str, digits: int = 1) -> str:
+    if p is None:
+        return "—"
+    text = f"{p[0]:.{digits}f} ± {p[1]:.{digits}f}"
+    return f"{mark}{text}{mark}" if best and mark else (f"★ {text}" if best else text)
+
+
+def _table_records(db: ResultsDB, dataset: str, kind: str, sweep: str | None, published: bool,
+                   mark: str) -> tuple[list[str], list[list[str]], list[str]]:
+    """Header, body rows and footnotes of a table, as strings."""
+    notes: list[str] = []
+    if kind == "elbo":
+        rows = elbo_rows(db, dataset, sweep)
+        header = ["D", "L"] + [LABELS[g] for g in GEOMETRIES]
+        if published:
+            header += [f"{LABELS[g]} (post)" for g in GEOMETRIES]
+        body = []
+        for r in rows:
+            line = [str(r["latent_dim"]), str(r["layers"])]
+            line += [_fmt_cell(r["ours"].get(g), g == r["best_ours"], mark) for g in GEOMETRIES]
+            if published:
+                line += [_fmt_pub(r["post"].get(g), g == r["best_post"], mark) for g in GEOMETRIES]
+            body.append(line)
+        filled = [(r, g) for r in rows for g in GEOMETRIES if g in r["ours"]]
+        if published and filled:
+            n_post = sum(1 for r, g in filled if g in r["post"])
+            better = sum(1 for r, g in filled if r["better"].get(g))
+            sig = sum(1 for r, g in filled if r["significant"].get(g))
+            notes.append(f"{better} of {n_post} cells beat the post; {sig} differ significantly "
+                         f"(|difference| > {SIGNIFICANCE_Z:g} combined spreads).")
+        ceiling = elbo_ceiling(db, dataset, sweep)
+        if ceiling is not None and dataset == "lfw":
+            notes.append(f"No Bernoulli model can exceed {ceiling:.1f} nats on this test split "
+                         "(minus the summed binary entropy of the grey pixels).")
+        notes.append("ELBO in nats per image (higher is better) ± spread of per-batch means over test "
+                     "batches; best geometry per row marked.")
+    elif kind == "iwae":
+        if dataset != "mnist":
+            raise ConfigError("the IWAE protocol table is defined on mnist only")
+        rows = iwae_rows(db, sweep)
+        header = ["d"] + [LABELS[g] for g in GEOMETRIES]
+        if published:
+            header += ["N-VAE (Davidson)", "S-VAE (Davidson)"]
+        body = []
+        for r in rows:
+            line = [str(r["latent_dim"])]
+            for g in GEOMETRIES:
+                c = r["ours"].get(g)
+                if c is None:
+                    line.append("—")
+                    continue
+                err = c.seed_std if c.seed_std is not None else c.sem
+                text = f"{c.value:.2f} ± {err:.2f}" if err else f"{c.value:.2f}"
+                best = g == r["best_ours"]
+                line.append(f"{mark}{text}{mark}" if best and mark else (f"★ {text}" if best else text))
+            if published:
+                p = r["davidson"]
+                pb = ref.best_geometry(p)
+                line += [_fmt_pub(p.get(g), g == pb, mark, 2) for g in ("euclidean", "sphere")]
+            body.append(line)
+        notes.append("Test log-likelihood (nats, IWAE k=500) under Davidson et al.'s protocol; ± is the "
+                     "seed s.d. with several seeds, else the standard error over test images.")
+        if published:
+            notes.append(ref.DAVIDSON_2018_CITATION)
+    else:
+        raise ConfigError(f"unknown table kind {kind!r}; choose elbo or iwae")
+    if not any(r["ours"] for r in rows):
+        notes.insert(0, f"(no {dataset} runs in sweep "
+                        f"{sweep or DEFAULT_SWEEP[kind]!r} of {db.path}: published values only)")
+    return header, body, notes
+
+
+def render(db: ResultsDB, dataset: str = "mnist", kind: str = "elbo", fmt: str = "markdown",
+           sweep: str | None = None, published: bool = True) -> str:
+    """The table as text: ``fmt`` is text, markdown, csv or latex."""
+    if fmt not in ("text", "markdown", "csv", "latex"):
+        raise ConfigError(f"unknown format {fmt!r}; choose text, markdown, csv or latex")
+    mark = {"markdown": "**", "latex": "", "csv": "", "text": ""}[fmt]
+    header, body, notes = _table_records(db, dataset, kind, sweep, published, mark)
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(header)
+        w.writerows([[c.replace("★ ", "*") for c in line] for line in body])
+        return buf.getvalue().rstrip("\n")
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(line) + " |" for line in body]
+        return "\n".join(lines + [""] + notes)
+    if fmt == "latex":
+        def tex(c: str) -> str:
+            c = c.replace("±", r"$\pm$").replace("—", "--")
+            return r"\textbf{" + c[2:] + "}" if c.startswith("★ ") else c
+        lines = [r"\begin{tabular}{" + "r" * len(header) + "}", r"\toprule",
+                 " & ".join(header) + r" \\", r"\midrule"]
+        lines += [" & ".join(tex(c) for c in line) + r" \\" for line in body]
+        lines += [r"\bottomrule", r"\end{tabular}"]
+        return "\n".join(lines + ["% " + n for n in notes])
+    widths = [max(len(h), *(len(line[i]) for line in body)) if body else len(h)
+              for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in body]
+    return "\n".join(lines + [""] + notes)

@@ -1,0 +1,164 @@
+"""Sweeps: the grid, run keys, resuming, failed and killed runs, the local worker
+pool and the Ray backend. Runs are tiny (LFW, 100 training faces, 1 epoch)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ccvae.errors import ConfigError
+from ccvae.results_db import ResultsDB
+from ccvae.sweep import SweepSpec, expand, protocol_spec, run_key, run_sweep
+from tests.conftest import REPO
+
+TINY = dict(dataset="lfw", geometries=("euclidean", "sphere"), latent_dims=(2,), layers=(1,), epochs=1,
+            max_examples=100, hidden=16, iwae_k=5, iwae_examples=20, early_stopping=None)
+
+
+def test_grid_has_one_job_per_configuration_and_seed():
+    spec = SweepSpec(dataset="mnist", latent_dims=(2, 3, 5, 10, 50), layers=(1, 2, 3), seeds=2)
+    jobs = expand(spec)
+    assert len(jobs) == 3 * 5 * 3 * 2
+    assert len({j["key"] for j in jobs}) == len(jobs)
+    assert [j["key"] for j in expand(spec)] == [j["key"] for j in jobs]  # stable
+    first = jobs[0]["train"]
+    assert (first["hidden"], first["layers"], first["binarize"], first["likelihood"]) == (128, 1, "none", "bernoulli")
+
+
+def test_run_key_ignores_where_data_lives_but_not_what_decides_the_result():
+    job = expand(SweepSpec(**TINY))[0]
+    moved = {**job, "train": {**job["train"], "data_dir": "/elsewhere", "device": "cuda"}}
+    assert run_key(moved) == job["key"]
+    longer = {**job, "train": {**job["train"], "epochs": 2}}
+    assert run_key(longer) != job["key"]
+    renamed = {**job, "sweep": "other"}
+    assert run_key(renamed) != job["key"]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(geometries=("flat",)), "unknown geometry"),
+    (dict(latent_dims=()), "latent-dims"),
+    (dict(latent_dims=(0,)), "positive"),
+    (dict(hidden=(256, 128), layers=(1,)), "fix the layer count"),
+    (dict(seeds=0), "seeds"),
+    (dict(name="two words"), "one word"),
+])
+def test_bad_specs_are_refused(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        SweepSpec(**{"dataset": "mnist", **kwargs})
+    with pytest.raises(ConfigError, match="unknown dataset"):
+        SweepSpec(dataset="cifar")
+
+
+def test_davidson_protocol_settings():
+    spec = protocol_spec("davidson", latent_dims=(2, 5))
+    (job, *_rest) = expand(spec)
+    assert job["train"]["hidden"] == [256, 128] and job["train"]["binarize"] == "dynamic"
+    assert job["eval"] == {"iwae_k": 500, "iwae_examples": None, "float64": True, "batch_size": 100,
+                           "split_seed": 0}
+    assert spec.name == "davidson" and len(expand(spec)) == 2 * 3
+    with pytest.raises(ConfigError, match="unknown protocol"):
+        protocol_spec("nagano-ish")
+
+
+def test_sweep_records_every_run_then_resumes_without_work(tmp_path):
+    db = ResultsDB(tmp_path / "r.sqlite")
+    report = run_sweep(SweepSpec(**TINY), db, workers=1, progress=False, log=lambda m: None)
+    assert len(report.recorded) == 2 and not report.failed and report.skipped == 0
+    rows = db.runs(dataset="lfw")
+    assert {r["geometry"] for r in rows} == {"euclidean", "sphere"}
+    for r in rows:
+        assert r["elbo"] < 0 and r["iwae_k"] == 5 and r["iwae_examples"] == 20
+        assert r["elbo_ceiling"] >= r["elbo"]  # no Bernoulli model beats the pixel entropy
+        assert r["n_test"] > 20 and r["epochs_run"] == 1 and r["train_seconds"] > 0
+        assert r["versions"]["torch"] and r["config"]["train"]["max_examples"] == 100
+        assert len(r["metrics"]["history"]) == 1
+    t0 = time.perf_counter()
+    again = run_sweep(SweepSpec(**TINY), db, workers=1, progress=False, log=lambda m: None)
+    assert again.skipped == 2 and again.recorded == [] and time.perf_counter() - t0 < 2
+
+
+def test_a_failed_run_is_reported_not_recorded_and_redone_next_time(tmp_path, monkeypatch):
+    import ccvae.sweep as sweep_mod
+    from ccvae.errors import TrainingError
+
+    real = sweep_mod.execute_run
+
+    def flaky(job, threads=None, meta=None):
+        if job["train"]["geometry"] == "sphere":
+            raise TrainingError("the loss became nan")
+        return real(job, threads, meta)
+
+    db = ResultsDB(tmp_path / "r.sqlite")
+    monkeypatch.setattr(sweep_mod, "execute_run", flaky)
+    report = run_sweep(SweepSpec(**TINY), db, workers=1, progress=False, log=lambda m: None)
+    assert len(report.recorded) == 1 and list(report.failed.values()) == ["the loss became nan"]
+    assert [r["geometry"] for r in db.runs()] == ["euclidean"]
+    monkeypatch.setattr(sweep_mod, "execute_run", real)
+    report = run_sweep(SweepSpec(**TINY), db, workers=1, progress=False, log=lambda m: None)
+    assert report.skipped == 1 and len(report.recorded) == 1
+    assert sorted(r["geometry"] for r in db.runs()) == ["euclidean", "sphere"]
+
+
+def _sweep_cmd(db, *extra):
+    return [sys.executable, "-m", "ccvae", "sweep", "--dataset", "lfw", "--latent-dims", "2",
+            "--layers", "1", "--hidden", "16", "--max-examples", "100", "--iwae-k", "5",
+            "--iwae-examples", "20", "--db", str(db), "--quiet", *extra]
+
+
+def test_killed_sweep_keeps_finished_runs_and_redoes_the_killed_one(tmp_path):
+    db_path = tmp_path / "r.sqlite"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # the second run (sphere) trains long enough to be killed mid-way
+    proc = subprocess.Popen(_sweep_cmd(db_path, "--geometries", "euclidean,sphere", "--epochs", "200",
+                                       "--workers", "1"),
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if db_path.exists() and len(ResultsDB(db_path)) >= 1:
+                break
+            if proc.poll() is not None:
+                pytest.fail(f"sweep ended early: {proc.stderr.read().decode()[-2000:]}")
+            time.sleep(0.2)
+        time.sleep(1.0)  # now inside the second run
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    db = ResultsDB(db_path)
+    assert [r["geometry"] for r in db.runs()] == ["euclidean"]
+    out = subprocess.run(_sweep_cmd(db_path, "--geometries", "euclidean,sphere", "--epochs", "200",
+                                    "--workers", "1", "--dry-run"), cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "1 of 2 runs done" in out.stdout
+    assert out.stdout.count("todo") == 1
+
+
+def test_local_worker_processes_run_in_parallel(tmp_path):
+    db = ResultsDB(tmp_path / "r.sqlite")
+    report = run_sweep(SweepSpec(**TINY), db, workers=2, progress=False, log=lambda m: None)
+    assert len(report.recorded) == 2 and not report.failed
+    assert {r["device"] for r in db.runs()} == {"cpu x1 threads"}  # cores // workers threads each
+
+
+def test_ray_backend_runs_a_two_configuration_sweep(tmp_path):
+    pytest.importorskip("ray")
+    db = ResultsDB(tmp_path / "r.sqlite")
+    report = run_sweep(SweepSpec(**TINY), db, workers=2, backend="ray", progress=False, log=lambda m: None)
+    assert len(report.recorded) == 2 and not report.failed, report.failed
+    assert sorted(r["geometry"] for r in db.runs()) == ["euclidean", "sphere"]
+    again = run_sweep(SweepSpec(**TINY), db, workers=2, backend="ray", progress=False, log=lambda m: None)
+    assert again.skipped == 2
+
+
+def test_unknown_backend_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="unknown backend"):
+        run_sweep(SweepSpec(**TINY), ResultsDB(tmp_path / "r.sqlite"), backend="slurm", progress=False)

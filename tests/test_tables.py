@@ -1,0 +1,107 @@
+"""Results tables: cells from runs, best marks, significance against the post,
+the IWAE protocol table, the output formats and the `ccvae table` command."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+
+import pytest
+
+from ccvae import reference_results as ref
+from ccvae import tables
+from ccvae.cli import main
+from ccvae.results_db import ResultsDB
+from ccvae.evaluation.metrics import bernoulli_elbo_ceiling
+from ccvae.data.base import Split
+from tests.results_rows import make_row
+
+
+@pytest.fixture
+def db(tmp_path):
+    db = ResultsDB(tmp_path / "r.sqlite")
+    # (2, 1): post E -170.8 ± 9.9, S -168.9 ± 10.1, H -174.0 ± 8.0
+    db.record(make_row(geometry="euclidean", elbo=-140.0, batch_std=6.0))           # far better
+    db.record(make_row(geometry="sphere", elbo=-165.0, batch_std=6.0))              # within noise
+    db.record(make_row(geometry="hyperbolic", elbo=-142.0, batch_std=6.0, seed=0))
+    db.record(make_row(geometry="hyperbolic", elbo=-144.0, batch_std=8.0, seed=1))
+    # an older, different configuration in the same cell is not averaged in
+    db.record(make_row(geometry="hyperbolic", elbo=-300.0, epochs=5, finished_at="2026-01-01T00:00:00+00:00"))
+    # a run with another likelihood never enters the post's table
+    db.record(make_row(geometry="euclidean", latent_dim=3, elbo=-10.0, likelihood="gaussian"))
+    return db
+
+
+def test_cells_average_seeds_and_keep_one_configuration(db):
+    row = next(r for r in tables.elbo_rows(db, "mnist") if (r["latent_dim"], r["layers"]) == (2, 1))
+    h = row["ours"]["hyperbolic"]
+    assert h.value == pytest.approx(-143.0) and h.n_seeds == 2
+    assert h.batch_std == pytest.approx(7.0) and h.seed_std == pytest.approx(math.sqrt(2))
+    assert h.err == pytest.approx(math.sqrt(49 + 2))
+    assert row["best_ours"] == "euclidean" and row["best_post"] == "sphere"
+
+
+def test_significance_against_the_post(db):
+    row = next(r for r in tables.elbo_rows(db, "mnist") if (r["latent_dim"], r["layers"]) == (2, 1))
+    z_e = (-140.0 + 170.8) / math.hypot(6.0, 9.9)
+    assert row["z"]["euclidean"] == pytest.approx(z_e)
+    assert row["significant"] == {"euclidean": True, "sphere": False, "hyperbolic": True}
+    assert row["better"] == {"euclidean": True, "sphere": True, "hyperbolic": True}
+    other = [r for r in tables.elbo_rows(db, "mnist") if (r["latent_dim"], r["layers"]) == (3, 1)]
+    assert other[0]["ours"] == {}  # the gaussian-likelihood run is not comparable
+
+
+def test_formats(db):
+    md = tables.render(db, "mnist", fmt="markdown")
+    assert "| 2 | 1 | **-140.0 ± 6.0** |" in md and "**-168.9 ± 10.1**" in md
+    assert "3 of 3 cells beat the post; 2 differ significantly" in md
+    rows = list(csv.reader(io.StringIO(tables.render(db, "mnist", fmt="csv"))))
+    assert rows[0][:5] == ["D", "L", "Euclidean", "Sphere", "Hyperbolic"]
+    assert len(rows) == 1 + len(ref.POST_TABLES["mnist"])
+    assert rows[1][2] == "*-140.0 ± 6.0"
+    tex = tables.render(db, "mnist", fmt="latex")
+    assert r"\begin{tabular}" in tex and r"\textbf{-140.0 $\pm$ 6.0}" in tex
+    plain = tables.render(db, "mnist", fmt="text", published=False)
+    assert "(post)" not in plain and "★ -140.0" in plain
+    with pytest.raises(ValueError, match="unknown format"):
+        tables.render(db, "mnist", fmt="html")
+
+
+def test_empty_sweep_says_so(db):
+    text = tables.render(db, "lfw", fmt="text")
+    assert "no lfw runs" in text and "-975.2" in text
+
+
+def test_iwae_table_against_davidson(tmp_path):
+    db = ResultsDB(tmp_path / "r.sqlite")
+    for g, v in (("euclidean", -93.5), ("sphere", -95.0)):
+        db.record(make_row(sweep="davidson", geometry=g, latent_dim=10, layers=2, iwae=v, binarize="dynamic"))
+    (row,) = [r for r in tables.iwae_rows(db) if r["latent_dim"] == 10]
+    assert row["gap"]["euclidean"] == pytest.approx(-93.5 + 93.84)
+    assert row["reproduced"] == {"euclidean": True, "sphere": False}
+    text = tables.render(db, "mnist", kind="iwae", fmt="markdown")
+    assert "**-93.50 ± 0.10**" in text and "-93.84 ± 0.30" in text and "Davidson" in text
+
+
+def test_bernoulli_ceiling_is_minus_the_pixel_entropy():
+    from scipy.stats import bernoulli
+    import torch
+
+    x = torch.rand(6, 50, dtype=torch.float64)
+    x[0] = (x[0] > 0.5).double()  # binary pixels cost nothing
+    expected = -sum(bernoulli(p).entropy() for row in x.tolist() for p in row) / 6
+    split = Split(x, None, torch.arange(6))
+    assert bernoulli_elbo_ceiling(split) == pytest.approx(expected, rel=1e-12)
+    assert bernoulli_elbo_ceiling(Split(x[:1], None, torch.arange(1))) == 0.0
+
+
+def test_table_command(db, capsys):
+    assert main(["table", "--dataset", "mnist", "--format", "csv", "--db", str(db.path)]) == 0
+    assert capsys.readouterr().out.startswith("D,L,Euclidean")
+    assert main(["table", "--db", str(db.path.parent / "none.sqlite")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no results database" in err
+    with pytest.raises(SystemExit) as exc:
+        main(["table", "--format", "pdf"])
+    assert exc.value.code == 2
