@@ -1,5 +1,5 @@
-"""The post's published ELBO tables (MNIST and LFW), as data, and the side-by-side
-comparison with this project's own checkpoints.
+"""The published tables this project compares with, as data: the post's ELBO tables
+(MNIST and LFW) and the IWAE log-likelihoods of Davidson et al. 2018.
 
 Source: ``shared/reference/post-constant-curvature-vaes.txt``, the two tables
 "Expressing the very rough performance of the different VAEs on the MNIST / LFW
@@ -29,12 +29,11 @@ likelihood), so only checkpoints with that likelihood are compared with it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["GEOMETRIES", "POST_TABLES", "READING_NOTES", "DAVIDSON_2018", "NAGANO_2019",
-           "post_table", "best_geometry",
-           "project_cells", "comparison_rows"]
+           "post_table", "best_geometry"]
 
 GEOMETRIES = ("euclidean", "sphere", "hyperbolic")
 
@@ -111,61 +110,6 @@ def best_geometry(row: Mapping[str, Any]) -> str | None:
     """The geometry with the highest ELBO in a row {geometry: (elbo, ...) or None}."""
     cells = {g: v[0] for g, v in row.items() if v is not None and v[0] is not None}
     return max(cells, key=cells.get) if cells else None
-
-
-def project_cells(infos: Iterable[Any], dataset: str) -> dict[tuple[int, int], dict[str, dict[str, Any]]]:
-    """This project's checkpoints as table cells: (dim, layers) -> geometry ->
-    {"elbo", "std", "name", "n"}. Only finished checkpoints of ``dataset`` with the
-    post's likelihood (bernoulli) and a test ELBO count; when several fill one cell,
-    the highest test ELBO is shown and ``n`` says how many there were."""
-    out: dict[tuple[int, int], dict[str, dict[str, Any]]] = {}
-    for info in infos:
-        if info.dataset != dataset or info.model_config.get("likelihood") != "bernoulli":
-            continue
-        t = info.test_metrics
-        if t.get("elbo") is None:
-            continue
-        key = (int(info.latent_dim), int(info.model_config.get("layers", 0)))
-        cell = {"elbo": float(t["elbo"]), "std": t.get("elbo_batch_std"), "name": info.name, "n": 1}
-        row = out.setdefault(key, {})
-        old = row.get(info.geometry)
-        if old is None:
-            row[info.geometry] = cell
-        else:
-            best = cell if cell["elbo"] > old["elbo"] else old
-            row[info.geometry] = {**best, "n": old["n"] + 1}
-    return out
-
-
-def _fmt(value: float | None, err: float | None, best: bool) -> str:
-    if value is None:
-        return "—"
-    text = f"{value:.1f}" if err is None else f"{value:.1f} ± {err:.1f}"
-    return f"★ {text}" if best else text
-
-
-def comparison_rows(dataset: str, infos: Iterable[Any] = (), include_post_only: bool = True
-                    ) -> list[dict[str, str | int]]:
-    """Rows "D, L, then ours and the post's value for each geometry", best per row
-    marked with ★ (separately for ours and for the post). Rows are the post's grid
-    plus any (D, L) only our checkpoints have."""
-    post = post_table(dataset)
-    ours = project_cells(infos, dataset)
-    keys = sorted(set(post) | set(ours)) if include_post_only else sorted(ours)
-    rows = []
-    for key in keys:
-        p_row = post.get(key, {})
-        o_row = ours.get(key, {})
-        p_best = best_geometry(p_row)
-        o_best = best_geometry({g: (c["elbo"],) for g, c in o_row.items()})
-        row: dict[str, str | int] = {"latent dim": key[0], "layers": key[1]}
-        for g in GEOMETRIES:
-            c = o_row.get(g)
-            row[f"{g} (ours)"] = _fmt(c["elbo"] if c else None, c.get("std") if c else None, g == o_best)
-            pc = p_row.get(g)
-            row[f"{g} (post)"] = _fmt(pc[0] if pc else None, pc[1] if pc else None, g == p_best)
-        rows.append(row)
-    return rows
 
 
 # ---------------------------------------------------------------------- IWAE protocols

@@ -277,28 +277,46 @@ def _init_worker(threads: int) -> None:
         pass
 
 
-def _local_backend(jobs, workers, threads, meta, on_result):
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Cancel queued runs and end the workers now (their runs are lost, never half-recorded)."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        if proc.is_alive():
+            proc.terminate()
+
+
+def _local_backend(jobs, workers, threads, meta, on_result) -> bool:
+    """Run ``jobs`` on worker processes. Returns False when a worker died (killed, or
+    out of memory): the sweep then stops, as the pool cannot go on without it."""
     import multiprocessing as mp
+    from concurrent.futures.process import BrokenProcessPool
 
     ctx = mp.get_context("spawn")  # no forked torch thread pools or open SQLite handles
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(threads,)) as pool:
-        pending = {pool.submit(execute_run, job, threads, meta): job for job in jobs}
-        try:
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    job = pending.pop(fut)
-                    try:
-                        on_result(job, fut.result(), None)
-                    except CCVAEError as exc:
-                        on_result(job, None, str(exc))
-                    except Exception as exc:  # noqa: BLE001 - one bad run must not stop the sweep
-                        on_result(job, None, f"{type(exc).__name__}: {exc}")
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            raise
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                               initargs=(threads,))
+    pending = {pool.submit(execute_run, job, threads, meta): job for job in jobs}
+    try:
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                job = pending.pop(fut)
+                try:
+                    row = fut.result()
+                except BrokenProcessPool:
+                    on_result(job, None, "a worker process died (killed, or out of memory)")
+                    return False
+                except CCVAEError as exc:
+                    on_result(job, None, str(exc))
+                except Exception as exc:  # noqa: BLE001 - one bad run must not stop the sweep
+                    on_result(job, None, f"{type(exc).__name__}: {exc}")
+                else:
+                    on_result(job, row, None)
+    except BaseException:
+        _stop_pool(pool)
+        raise
+    finally:
+        _stop_pool(pool)
+    return True
 
 
 def _ray_backend(jobs, address, threads, meta, on_result):
@@ -384,8 +402,8 @@ def run_sweep(spec: SweepSpec, db: ResultsDB, *, workers: int | None = None, bac
                         on_result(job, None, str(exc))
                         continue
                     on_result(job, row, None)
-            else:
-                _local_backend(todo, min(workers, len(todo)), threads, meta, on_result)
+            elif not _local_backend(todo, min(workers, len(todo)), threads, meta, on_result):
+                report.interrupted = True
         else:
             _ray_backend(todo, address, threads, meta, on_result)
     except KeyboardInterrupt:

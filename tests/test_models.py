@@ -139,3 +139,12 @@ def test_per_layer_widths_are_mirrored_in_the_decoder():
     assert enc == [256, 128] and dec == [128, 256, 784]
     with pytest.raises(ConfigError, match="2 hidden widths"):
         ModelConfig(input_dim=784, hidden=[256, 128], layers=3)
+
+
+def test_sphere_encoder_starts_at_an_informative_concentration():
+    """A fresh sphere head starts at kappa = INITIAL_CONCENTRATION for zero features
+    (softplus(bias) + floor), so the decoder sees informative samples from the start."""
+    from ccvae.models.latent import INITIAL_CONCENTRATION, SphereLatent
+
+    q = SphereLatent(16, 2).posterior(torch.zeros(3, 16))
+    assert torch.allclose(q.concentration, torch.full((3,), INITIAL_CONCENTRATION), rtol=1e-6)

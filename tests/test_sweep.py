@@ -162,3 +162,35 @@ def test_ray_backend_runs_a_two_configuration_sweep(tmp_path):
 def test_unknown_backend_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="unknown backend"):
         run_sweep(SweepSpec(**TINY), ResultsDB(tmp_path / "r.sqlite"), backend="slurm", progress=False)
+
+
+@pytest.mark.parametrize("args, code, fragment", [
+    (["--dataset", "cifar", "--latent-dims", "2"], 1, "unknown dataset 'cifar'"),
+    (["--dataset", "mnist"], 1, "--latent-dims is required"),
+    (["--latent-dims", "2,0"], 2, "positive integer"),
+    (["--latent-dims", "2", "--geometries", "flat"], 2, "unknown geometry 'flat'"),
+    (["--latent-dims", "2", "--backend", "slurm"], 2, "invalid choice"),
+    (["--protocol", "davidson", "--dataset", "lfw"], 1, "defined on mnist"),
+    (["--latent-dims", "2", "--hidden", "256,128", "--layers", "1"], 1, "fix the layer count"),
+])
+def test_sweep_command_bad_input_is_one_line(tmp_path, capsys, args, code, fragment):
+    from ccvae.cli import main
+
+    db = tmp_path / "r.sqlite"
+    if code == 2:
+        with pytest.raises(SystemExit) as exc:
+            main(["sweep", *args, "--db", str(db)])
+        assert exc.value.code == 2
+    else:
+        assert main(["sweep", *args, "--db", str(db)]) == 1
+    err = capsys.readouterr().err
+    assert fragment in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_dry_run_lists_the_grid(tmp_path, capsys):
+    from ccvae.cli import main
+
+    assert main(["sweep", "--protocol", "davidson", "--latent-dims", "2,5", "--dry-run",
+                 "--db", str(tmp_path / "r.sqlite")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("todo") == 6 and "0 of 6 runs done" in out

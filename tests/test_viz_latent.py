@@ -248,27 +248,9 @@ def test_tables_are_transcribed_from_the_post():
             assert mine == values, (name, key)
 
 
-def test_best_geometry_and_comparison_rows():
+def test_best_geometry_and_unknown_table():
     assert ref.best_geometry({"euclidean": (-130.7, 5.9), "sphere": (-141.4, 6.9), "hyperbolic": (-123.4, 4.7)}) == "hyperbolic"
     assert ref.best_geometry({"euclidean": None}) is None
-
-    class Info:  # the bits of CheckpointInfo that project_cells reads
-        def __init__(self, name, geometry, dim, layers, elbo, dataset="mnist", likelihood="bernoulli"):
-            self.name, self.geometry, self.latent_dim, self.dataset = name, geometry, dim, dataset
-            self.model_config = {"layers": layers, "likelihood": likelihood}
-            self.test_metrics = {"elbo": elbo, "elbo_batch_std": 1.0}
-
-    infos = [Info("a", "sphere", 2, 2, -150.0), Info("b", "euclidean", 2, 2, -160.0),
-             Info("c", "sphere", 2, 2, -155.0), Info("d", "hyperbolic", 2, 2, -1.0, likelihood="gaussian"),
-             Info("e", "euclidean", 7, 1, -120.0)]
-    rows = ref.comparison_rows("mnist", infos)
-    assert len(rows) == 16  # the post's 15 cells plus our (7, 1)
-    row = next(r for r in rows if (r["latent dim"], r["layers"]) == (2, 2))
-    assert row["sphere (ours)"] == "★ -150.0 ± 1.0"      # best of the two sphere checkpoints
-    assert row["euclidean (ours)"] == "-160.0 ± 1.0"
-    assert row["hyperbolic (ours)"] == "—"               # not the post's likelihood
-    assert row["sphere (post)"] == "★ -163.7 ± 10.0"
-    assert ref.project_cells(infos, "mnist")[(2, 2)]["sphere"]["n"] == 2
     with pytest.raises(ValueError, match="dataset must be one of"):
         ref.post_table("cifar")
 

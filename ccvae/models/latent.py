@@ -16,6 +16,8 @@ coordinates (``ambient_dim``).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -35,6 +37,14 @@ MIN_SCALE = 1e-4
 #: a posterior with kappa < 1 is almost uniform and carries next to no
 #: information, and the floor keeps early training away from that plateau.
 MIN_CONCENTRATION = 1.0
+#: The vMF concentration a fresh encoder starts at (the head's bias is set so that
+#: softplus(bias) + MIN_CONCENTRATION = INITIAL_CONCENTRATION; its weights start as
+#: usual). With the default bias (0), kappa starts near 1.7: on S^2 that posterior
+#: is almost uniform (mean cosine 0.46), the decoder learns to ignore z before the
+#: encoder can sharpen it, and on LFW 10 of 20 sphere cells collapsed (KL < 0.2
+#: nats, ELBO -1253 against -1220 for the plane). Starting at kappa = 10 (mean
+#: cosine 0.9 on S^2) the 2-D, 2-layer LFW model reached -1221.6 instead of -1249.5.
+INITIAL_CONCENTRATION = 10.0
 
 
 class Latent(nn.Module):
@@ -131,7 +141,8 @@ class SphereLatent(Latent):
         super().__init__(in_features, dim)
         self.loc_head = nn.Linear(in_features, dim + 1)
         self.concentration_head = nn.Linear(in_features, 1)
-
+        with torch.no_grad():  # softplus^-1(k) = log(expm1(k)), see INITIAL_CONCENTRATION
+            self.concentration_head.bias.fill_(math.log(math.expm1(INITIAL_CONCENTRATION - MIN_CONCENTRATION)))
 
     def posterior(self, h):
         raw = self.loc_head(h)
