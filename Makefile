@@ -25,7 +25,7 @@ $(VENV)/.runtime-stamp: requirements.txt pyproject.toml | $(PY)
 	$(PIP) install --no-deps -e .
 	touch $@
 
-$(VENV)/.dev-stamp: requirements-dev.txt $(VENV)/.runtime-stamp
+$(VENV)/.dev-stamp: requirements-dev.txt requirements-cluster.txt $(VENV)/.runtime-stamp
 	$(PIP) install -r requirements-dev.txt
 	touch $@
 
