@@ -101,6 +101,16 @@ def test_iwae_frame_marks_reproduced_cells_and_the_verdict(tmp_path):
     assert verdict[0].startswith("d = 20: the sphere (S-VAE) wins, -88.60 (sphere) vs -89.50 (Euclidean)")
     assert "opposite" in verdict[0]
     assert verdict[1].startswith("d = 40: the Euclidean (N-VAE) wins") and "found the same" in verdict[1]
+    assert "a gap of 0.90 nats (± 0.14);" in verdict[0]   # standard errors 0.1 each, in quadrature
+
+
+def test_verdict_says_when_the_gap_is_within_noise(tmp_path):
+    runs = {(20, "euclidean"): -89.5, (20, "sphere"): -89.4, (40, "euclidean"): -90.0, (40, "sphere"): -91.0}
+    db = _db(tmp_path, *(make_row(geometry=g, latent_dim=d, layers=2, sweep="davidson", binarize="dynamic",
+                                  iwae=v) for (d, g), v in runs.items()))
+    d20, d40 = rv.exact_sampler_verdict(tables.iwae_rows(db))
+    assert "a gap of 0.10 nats (± 0.14, within noise)" in d20
+    assert "a gap of 1.00 nats (± 0.14);" in d40
 
 
 @pytest.mark.parametrize("missing", [(20, "sphere"), (40, "euclidean")])

@@ -11,6 +11,8 @@ the published values only, so the page can still show the post's table.
 
 from __future__ import annotations
 
+import math
+
 import os
 from pathlib import Path
 from typing import Any
@@ -181,6 +183,12 @@ def exact_sampler_verdict(rows: list[dict[str, Any]], dims: tuple[int, ...] = (2
         ours = "sphere" if s.value > e.value else "euclidean"
         text = (f"d = {d}: the {name[ours]} wins, {s.value:.2f} (sphere) vs {e.value:.2f} (Euclidean), "
                 f"a gap of {abs(s.value - e.value):.2f} nats")
+        if e.sem is not None and s.sem is not None:
+            # Unpaired standard error of the gap: both models are scored on the same
+            # test images, whose difficulties correlate, so the paired error is smaller
+            # and this bound is conservative.
+            se = math.hypot(e.sem, s.sem)
+            text += f" (± {se:.2f}{'' if abs(s.value - e.value) > 2 * se else ', within noise'})"
         pub = by_d[d]["davidson"]
         if {"euclidean", "sphere"} <= set(pub):
             theirs = "sphere" if pub["sphere"][0] > pub["euclidean"][0] else "euclidean"
