@@ -48,7 +48,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 #: Test-batch size for the post's "spread across test batches" per dataset. MNIST's
 #: test set has 10,000 images (100 batches of 100); LFW's stratified test split only
-#: 194 faces, so batches of 32 (7 batches) give a spread at all.
+#: 190 faces, so batches of 32 (6 batches) give a spread at all.
 EVAL_BATCH_SIZE = {"mnist": 100, "lfw": 32}
 
 
