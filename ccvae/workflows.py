@@ -9,7 +9,7 @@ from typing import Any, Callable
 import torch
 
 from . import checkpoints
-from .data.base import DatasetBundle, Split
+from .data.base import DatasetBundle
 from .evaluation.metrics import binarize_fixed, evaluate
 from .models import VAE
 from .training import TrainConfig, TrainResult, train
@@ -24,18 +24,11 @@ def data_provenance(bundle: DatasetBundle) -> dict[str, Any]:
             "root": str(bundle.root) if bundle.root else None}
 
 
-def _head(split: Split, n: int | None) -> Split:
-    if n is None or n >= len(split):
-        return split
-    return Split(split.x[:n], None if split.y is None else split.y[:n], split.index[:n],
-                 None if split.mask is None else split.mask[:n])
-
-
 def evaluate_bundle(model: VAE, bundle: DatasetBundle, cfg: TrainConfig, *, iwae_samples: int = 500,
                     iwae_examples: int | None = None, batch_size: int = 100, float64: bool = False, max_examples: int | None = None,
                     device: str | torch.device = "cpu", progress: bool = False) -> dict[str, Any]:
     """Test metrics for ``model`` on ``bundle``'s test split, as the training run saw the data."""
-    test = _head(bundle.test, max_examples)
+    test = bundle.test.head(max_examples)
     if cfg.binarize == "dynamic":
         test = binarize_fixed(test, seed=cfg.seed)
     train_ref = bundle.train if bundle.train.y is not None else None

@@ -194,3 +194,18 @@ def test_dry_run_lists_the_grid(tmp_path, capsys):
                  "--db", str(tmp_path / "r.sqlite")]) == 0
     out = capsys.readouterr().out
     assert out.count("todo") == 6 and "0 of 6 runs done" in out
+
+
+def test_split_head_takes_the_first_rows_and_rejects_nonsense():
+    import torch
+
+    from ccvae.data.base import Split
+
+    s = Split(torch.arange(10.0).reshape(5, 2), torch.arange(5), torch.arange(5) + 100,
+              torch.ones(5, 3, dtype=torch.bool))
+    h = s.head(2)
+    assert len(h) == 2 and h.x.tolist() == [[0.0, 1.0], [2.0, 3.0]] and h.index.tolist() == [100, 101]
+    assert h.y.tolist() == [0, 1] and h.mask.shape == (2, 3)
+    assert s.head(None) is s and s.head(5) is s and s.head(9) is s
+    with pytest.raises(ValueError, match="n >= 1"):
+        s.head(0)

@@ -33,6 +33,15 @@ class Split:
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
+    def head(self, n: int | None) -> "Split":
+        """The first ``n`` rows (all of them when ``n`` is None or at least the length)."""
+        if n is None or n >= len(self):
+            return self
+        if n < 1:
+            raise ValueError(f"a split's head needs n >= 1, got {n}")
+        return Split(self.x[:n], None if self.y is None else self.y[:n], self.index[:n],
+                     None if self.mask is None else self.mask[:n])
+
 
 @dataclass
 class DatasetBundle:

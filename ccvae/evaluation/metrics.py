@@ -136,13 +136,9 @@ def evaluate(model: VAE, test: Split, *, train: Split | None = None, iwae_sample
     dims = model.config.input_dim
     log_px = out["elbo"]
     if iwae_samples:
-        iwae_split = test
-        if iwae_examples is not None and iwae_examples < len(test):
-            if iwae_examples < 1:
-                raise ValueError(f"iwae_examples must be >= 1, got {iwae_examples}")
-            iwae_split = Split(test.x[:iwae_examples], None if test.y is None else test.y[:iwae_examples],
-                               test.index[:iwae_examples],
-                               None if test.mask is None else test.mask[:iwae_examples])
+        if iwae_examples is not None and iwae_examples < 1:
+            raise ValueError(f"iwae_examples must be >= 1, got {iwae_examples}")
+        iwae_split = test.head(iwae_examples)
         out.update(iwae_statistics(model, iwae_split, k=iwae_samples, batch_size=batch_size,
                                    device=device, progress=progress))
         out["iwae_examples"] = len(iwae_split)
