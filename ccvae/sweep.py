@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import CCVAEError, ConfigError
-from .results_db import ResultsDB
+from .results_db import METRIC_COLUMNS, ResultsDB
 
 __all__ = ["SweepSpec", "PROTOCOLS", "protocol_spec", "expand", "run_key", "execute_run",
            "run_sweep", "SweepReport", "git_commit"]
@@ -239,9 +239,7 @@ def execute_run(job: dict[str, Any], threads: int | None = None,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "train_seconds": round(result.seconds, 3), "eval_seconds": round(eval_seconds, 3),
         "epochs_run": len(result.history), "best_epoch": result.best_epoch, "stopped": result.stopped,
-        **{k: metrics.get(k) for k in ("elbo", "elbo_batch_std", "elbo_sem", "elbo_batch_size",
-                                       "recon", "kl", "iwae", "iwae_sem", "iwae_k", "iwae_examples",
-                                       "bits_per_dim", "knn_accuracy", "elbo_ceiling")},
+        **{k: metrics.get(k) for k in METRIC_COLUMNS if k != "n_test"},
         "n_test": metrics.get("n_examples"),
         "metrics_json": {"test": metrics, "history": learning_curve(result.history)},
     }
@@ -253,6 +251,11 @@ def learning_curve(history: list[dict[str, Any]]) -> dict[str, list]:
     curve takes ~10 kB instead of ~50 kB, so the database stays small enough to commit."""
     keys = list(history[0]) if history else []
     return {k: [round(r[k], 4) if isinstance(r[k], float) else r[k] for r in history] for k in keys}
+
+
+def _failure(exc: BaseException) -> str:
+    """One line for a failed run: our own errors say what to fix; others name their type."""
+    return str(exc) if isinstance(exc, CCVAEError) else f"{type(exc).__name__}: {exc}"
 
 
 def _describe(job: dict[str, Any]) -> str:
@@ -309,15 +312,10 @@ def _local_backend(jobs, workers, threads, meta, on_result) -> bool:
                 except BrokenProcessPool:
                     on_result(job, None, "a worker process died (killed, or out of memory)")
                     return False
-                except CCVAEError as exc:
-                    on_result(job, None, str(exc))
                 except Exception as exc:  # noqa: BLE001 - one bad run must not stop the sweep
-                    on_result(job, None, f"{type(exc).__name__}: {exc}")
+                    on_result(job, None, _failure(exc))
                 else:
                     on_result(job, row, None)
-    except BaseException:
-        _stop_pool(pool)
-        raise
     finally:
         _stop_pool(pool)
     return True
@@ -329,6 +327,7 @@ def _ray_backend(jobs, address, threads, meta, on_result):
     except ImportError:
         raise ConfigError("--backend ray needs Ray: pip install -r requirements-cluster.txt") from None
     started_here = not ray.is_initialized()
+    pending: dict = {}
     if started_here:
         kwargs = {"address": address} if address else {"num_cpus": os.cpu_count()}
         ray.init(**kwargs, include_dashboard=False, log_to_driver=False,
@@ -346,7 +345,7 @@ def _ray_backend(jobs, address, threads, meta, on_result):
                     cause = getattr(exc, "cause", None) or exc
                     on_result(job, None, f"{type(cause).__name__}: {cause}")
     except BaseException:
-        for ref in list(locals().get("pending", {})):
+        for ref in list(pending):
             ray.cancel(ref, force=True)
         raise
     finally:
@@ -402,8 +401,8 @@ def run_sweep(spec: SweepSpec, db: ResultsDB, *, workers: int | None = None, bac
                 for job in todo:
                     try:
                         row = execute_run(job, threads, meta)
-                    except CCVAEError as exc:
-                        on_result(job, None, str(exc))
+                    except Exception as exc:  # noqa: BLE001 - as on worker processes
+                        on_result(job, None, _failure(exc))
                         continue
                     on_result(job, row, None)
             elif not _local_backend(todo, min(workers, len(todo)), threads, meta, on_result):
@@ -417,7 +416,6 @@ def run_sweep(spec: SweepSpec, db: ResultsDB, *, workers: int | None = None, bac
         if bar is not None:
             bar.close()
     return report
-
 
 
 def summarise(report: SweepReport) -> str:
