@@ -41,7 +41,8 @@ from torch.distributions import Distribution, constraints, register_kl
 from torch.distributions.utils import _standard_normal
 
 from ..manifolds.base import default_rtol
-from ..manifolds.lorentz import Lorentz, inv_sinhc, minkowski_inner
+from ..manifolds.lorentz import Lorentz, minkowski_inner
+from .wrapped_normal_fused import origin_log_density, wrapped_normal_sample
 
 __all__ = ["WrappedNormal", "OnHyperboloid", "on_hyperboloid"]
 
@@ -214,26 +215,18 @@ class WrappedNormal(Distribution):
     _at_origin = False
 
     # -- sampling ------------------------------------------------------------------
-    def _tangent_sample(self, sample_shape) -> tuple[torch.Tensor, torch.Tensor]:
-        """(eps, v' = eps * scale) with eps ~ N(0, I): shape sample + batch + (d,)."""
+    def _standard_normal(self, sample_shape) -> torch.Tensor:
+        """eps ~ N(0, I) of shape sample + batch + (d,)."""
         shape = self._extended_shape(sample_shape)[:-1] + (self.manifold.dim,)
-        eps = _standard_normal(shape, dtype=self.loc.dtype, device=self.loc.device)
-        return eps, eps * self.scale
-
-    def _wrap(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(z = exp_mu(PT_{mu0->mu}((0, v'))), sinh(r)/r at r = |v'|) for tangent samples v'.
-
-        r = |u|_L = |v'| exactly (PT is an isometry); no Minkowski cancellation.
-        """
-        r = torch.linalg.vector_norm(v, dim=-1, keepdim=True)
-        loc = self.loc.expand(v.shape[:-1] + (self.manifold.dim + 1,))
-        u = self.manifold._transp0_spatial(loc, v)
-        return self.manifold._expmap_spatial(loc, u[..., 1:], r, return_coef=True)
+        return _standard_normal(shape, dtype=self.loc.dtype, device=self.loc.device)
 
     def rsample(self, sample_shape: torch.Size | tuple = torch.Size()) -> torch.Tensor:
-        """Reparameterised samples, shape sample_shape + batch_shape + (d+1,)."""
-        _, v = self._tangent_sample(sample_shape)
-        return self._wrap(v)[0]
+        """Reparameterised samples, shape sample_shape + batch_shape + (d+1,).
+
+        z = exp_mu(PT_{mu0->mu}((0, eps * scale))), r = |eps * scale| = |u|_L exactly
+        (PT is an isometry): one autograd node (``wrapped_normal_fused``).
+        """
+        return wrapped_normal_sample(self.loc, self.scale, self._standard_normal(sample_shape))[0]
 
     def rsample_with_log_prob(self, sample_shape: torch.Size | tuple = torch.Size()
                               ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -245,16 +238,7 @@ class WrappedNormal(Distribution):
         as ``log_prob(rsample())``, so gradients are identical. It is exact and
         cheaper (no log map), the form a VAE's Monte Carlo KL wants.
         """
-        eps, v = self._tangent_sample(sample_shape)
-        z, coef = self._wrap(v)
-        d = self.manifold.dim
-        log_normal = (-0.5 * (eps * eps).sum(-1) - torch.log(self.scale).sum(-1)
-                      - 0.5 * d * _LOG_2PI)
-        # coef = sinh(r)/r (series near 0, or sinh(r_max)/r beyond the step clamp,
-        # where the density is not meaningful anyway); its log has absolute error ~eps.
-        if d == 1:
-            return z, log_normal
-        return z, log_normal - (d - 1) * torch.log(coef.squeeze(-1))
+        return wrapped_normal_sample(self.loc, self.scale, self._standard_normal(sample_shape))
 
     def sample(self, sample_shape: torch.Size | tuple = torch.Size()) -> torch.Tensor:
         with torch.no_grad():
@@ -278,16 +262,12 @@ class WrappedNormal(Distribution):
             )
         if self._validate_args:
             self._validate_sample(value)
+        d = self.manifold.dim
         if self._at_origin:
             # dist(mu0, z) = asinh(|z_{1:}|) and log_mu0(z) = r z_{1:} / |z_{1:}|; the
-            # transport from mu0 to itself is the identity.
-            z_s = value[..., 1:]
-            r = torch.asinh(torch.linalg.vector_norm(z_s, dim=-1, keepdim=True))
-            k = inv_sinhc(r)
-            v = k * z_s
-        else:
-            v, r, k = self.manifold._logmap_transp0back_spatial(self.loc, value)
-        d = self.manifold.dim
+            # transport from mu0 to itself is the identity. One autograd node.
+            return origin_log_density(value[..., 1:], self.scale)
+        v, r, k = self.manifold._logmap_transp0back_spatial(self.loc, value)
         log_normal = (
             -0.5 * ((v / self.scale) ** 2).sum(-1)
             - torch.log(self.scale).sum(-1)
