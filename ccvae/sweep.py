@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import socket
@@ -203,8 +204,14 @@ def _bundle(train: dict[str, Any], split_seed: int):
 
 
 def execute_run(job: dict[str, Any], threads: int | None = None,
-                meta: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Train and evaluate one job; return its results row (nothing is written here)."""
+                meta: dict[str, Any] | None = None,
+                on_epoch: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Train and evaluate one job; return its results row (nothing is written here).
+
+    ``on_epoch(run_key, progress)`` is called after every epoch with
+    ``{"epoch", "epochs", "val_elbo"}``; in a local worker process it defaults to
+    sending that to the sweep's driver (``_init_worker``).
+    """
     import torch
 
     from .checkpoints import software_versions
@@ -217,7 +224,14 @@ def execute_run(job: dict[str, Any], threads: int | None = None,
     cfg = TrainConfig.from_dict(job["train"])
     ev = job["eval"]
     bundle = _bundle(job["train"], ev["split_seed"])
-    result = train(cfg, bundle)
+    report = on_epoch or _send_progress
+
+    def epoch_done(record: dict[str, Any]) -> None:
+        if report is not None:
+            report(job["key"], {"epoch": record["epoch"], "epochs": cfg.epochs,
+                                "val_elbo": record["val_elbo"]})
+
+    result = train(cfg, bundle, on_epoch=epoch_done)
     t0 = time.perf_counter()
     metrics = evaluate_bundle(result.model, bundle, cfg, iwae_samples=ev["iwae_k"],
                               iwae_examples=ev["iwae_examples"], batch_size=ev["batch_size"],
@@ -274,9 +288,20 @@ class SweepReport:
     seconds: float = 0.0
 
 
-def _init_worker(threads: int) -> None:
+#: In a local worker process: the queue on which epochs are reported to the driver.
+_PROGRESS_QUEUE = None
+
+
+def _send_progress(key: str, progress: dict[str, Any]) -> None:
+    if _PROGRESS_QUEUE is not None:
+        _PROGRESS_QUEUE.put((key, progress))
+
+
+def _init_worker(threads: int, progress_queue=None) -> None:
     import torch
 
+    global _PROGRESS_QUEUE
+    _PROGRESS_QUEUE = progress_queue
     torch.set_num_threads(threads)
     try:
         torch.set_num_interop_threads(1)
@@ -292,19 +317,33 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
             proc.terminate()
 
 
-def _local_backend(jobs, workers, threads, meta, on_result) -> bool:
+def _drain(progress_queue, on_epoch) -> None:
+    import queue
+
+    while True:
+        try:
+            key, progress = progress_queue.get_nowait()
+        except queue.Empty:
+            return
+        on_epoch(key, progress)
+
+
+def _local_backend(jobs, workers, threads, meta, on_result, on_epoch) -> bool:
     """Run ``jobs`` on worker processes. Returns False when a worker died (killed, or
-    out of memory): the sweep then stops, as the pool cannot go on without it."""
+    out of memory): the sweep then stops, as the pool cannot go on without it.
+    Workers report each epoch on a queue, read here every half second."""
     import multiprocessing as mp
     from concurrent.futures.process import BrokenProcessPool
 
     ctx = mp.get_context("spawn")  # no forked torch thread pools or open SQLite handles
+    progress_queue = ctx.Queue()
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                               initargs=(threads,))
+                               initargs=(threads, progress_queue))
     pending = {pool.submit(execute_run, job, threads, meta): job for job in jobs}
     try:
         while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            _drain(progress_queue, on_epoch)
             for fut in done:
                 job = pending.pop(fut)
                 try:
@@ -318,6 +357,7 @@ def _local_backend(jobs, workers, threads, meta, on_result) -> bool:
                     on_result(job, row, None)
     finally:
         _stop_pool(pool)
+        progress_queue.close()
     return True
 
 
@@ -355,8 +395,15 @@ def _ray_backend(jobs, address, threads, meta, on_result):
 
 def run_sweep(spec: SweepSpec, db: ResultsDB, *, workers: int | None = None, backend: str = "local",
               address: str | None = None, progress: bool = True, command: str | None = None,
-              log: Callable[[str], None] | None = None) -> SweepReport:
-    """Run every job of ``spec`` not yet in ``db``; record each as it finishes."""
+              log: Callable[[str], None] | None = None,
+              on_epoch: Callable[[str, dict[str, Any]], None] | None = None) -> SweepReport:
+    """Run every job of ``spec`` not yet in ``db``; record each as it finishes.
+
+    With ``progress`` a bar counts the runs and shows, for each run under way, its
+    epoch and best validation ELBO so far (local backend; Ray runs report only when
+    they finish). ``on_epoch(run_key, {"epoch", "epochs", "val_elbo"})`` is also
+    called after every epoch of every local run.
+    """
     if backend not in ("local", "ray"):
         raise ConfigError(f"unknown backend {backend!r}; choose local or ray")
     cores = os.cpu_count() or 1
@@ -380,7 +427,20 @@ def run_sweep(spec: SweepSpec, db: ResultsDB, *, workers: int | None = None, bac
                    desc=f"sweep {spec.name} ({spec.dataset})")
         say = bar.write if log is None else log
 
+    by_key = {job["key"]: job for job in todo}
+    active: dict[str, dict[str, Any]] = {}  # run key -> {"epoch", "epochs", "best"}
+
+    def epoch_done(key: str, prog: dict[str, Any]) -> None:
+        state = active.setdefault(key, {"best": -math.inf})
+        state.update(epoch=prog["epoch"], epochs=prog["epochs"],
+                     best=max(state["best"], prog["val_elbo"]))
+        if bar is not None:
+            bar.set_postfix_str(_active_line(active, by_key), refresh=True)
+        if on_epoch is not None:
+            on_epoch(key, prog)
+
     def on_result(job, row, error):
+        active.pop(job["key"], None)
         if error is None:
             db.record(row)
             report.recorded.append(job["key"])
@@ -400,12 +460,13 @@ def run_sweep(spec: SweepSpec, db: ResultsDB, *, workers: int | None = None, bac
                 _init_worker(threads)
                 for job in todo:
                     try:
-                        row = execute_run(job, threads, meta)
+                        row = execute_run(job, threads, meta, on_epoch=epoch_done)
                     except Exception as exc:  # noqa: BLE001 - as on worker processes
                         on_result(job, None, _failure(exc))
                         continue
                     on_result(job, row, None)
-            elif not _local_backend(todo, min(workers, len(todo)), threads, meta, on_result):
+            elif not _local_backend(todo, min(workers, len(todo)), threads, meta, on_result,
+                                    epoch_done):
                 report.interrupted = True
         else:
             _ray_backend(todo, address, threads, meta, on_result)
@@ -416,6 +477,16 @@ def run_sweep(spec: SweepSpec, db: ResultsDB, *, workers: int | None = None, bac
         if bar is not None:
             bar.close()
     return report
+
+
+def _active_line(active: dict[str, dict[str, Any]], jobs: dict[str, dict[str, Any]]) -> str:
+    """'sphere d=10 L=2 epoch 153/1000 (best val -95.12) | ...' for the runs under way."""
+    parts = []
+    for key, state in active.items():
+        t = jobs[key]["train"]
+        parts.append(f"{t['geometry']} d={t['latent_dim']} L={t['layers']} "
+                     f"epoch {state['epoch']}/{state['epochs']} (best val {state['best']:.2f})")
+    return " | ".join(parts)
 
 
 def summarise(report: SweepReport) -> str:

@@ -89,10 +89,10 @@ def test_a_failed_run_is_reported_not_recorded_and_redone_next_time(tmp_path, mo
 
     real = sweep_mod.execute_run
 
-    def flaky(job, threads=None, meta=None):
+    def flaky(job, threads=None, meta=None, on_epoch=None):
         if job["train"]["geometry"] == "sphere":
             raise TrainingError("the loss became nan")
-        return real(job, threads, meta)
+        return real(job, threads, meta, on_epoch)
 
     db = ResultsDB(tmp_path / "r.sqlite")
     monkeypatch.setattr(sweep_mod, "execute_run", flaky)
@@ -140,6 +140,30 @@ def test_killed_sweep_keeps_finished_runs_and_redoes_the_killed_one(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "1 of 2 runs done" in out.stdout
     assert out.stdout.count("todo") == 1
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_every_epoch_of_every_run_is_reported_to_the_driver(tmp_path, workers):
+    """Long runs show their epochs (from worker processes too), not just 0/1 runs."""
+    seen = []
+    spec = SweepSpec(**{**TINY, "epochs": 2})
+    report = run_sweep(spec, ResultsDB(tmp_path / "r.sqlite"), workers=workers, progress=False,
+                       log=lambda m: None, on_epoch=lambda key, p: seen.append((key, p)))
+    assert len(report.recorded) == 2
+    assert sorted((key, p["epoch"], p["epochs"]) for key, p in seen) == sorted(
+        (key, e, 2) for key in report.recorded for e in (1, 2))
+    assert all(p["val_elbo"] < 0 for _, p in seen)
+
+
+def test_the_progress_bar_names_the_runs_under_way():
+    from ccvae.sweep import _active_line
+
+    jobs = {j["key"]: j for j in expand(SweepSpec(**TINY))}
+    k1, k2 = list(jobs)
+    line = _active_line({k1: {"epoch": 3, "epochs": 10, "best": -95.123},
+                         k2: {"epoch": 1, "epochs": 10, "best": -300.0}}, jobs)
+    assert line == ("euclidean d=2 L=1 epoch 3/10 (best val -95.12) | "
+                    "sphere d=2 L=1 epoch 1/10 (best val -300.00)")
 
 
 def test_local_worker_processes_run_in_parallel(tmp_path):
