@@ -22,6 +22,9 @@ For a VAE step: ``WrappedNormal.at_origin(ones)`` is the prior G(mu0, I) with a
 cheaper ``log_prob``, and ``rsample_with_log_prob`` returns samples together
 with their exact log density, read off the Gaussian draw instead of inverting
 the sampling map (same values and gradients as ``log_prob(rsample())``).
+Both, and the prior's ``log_prob``, are single autograd nodes with hand-written
+backward passes (``wrapped_normal_fused``): a VAE step spends ~130 tensor
+operations on them instead of ~300.
 
 KL divergences. KL(G(mu, Sigma) || G(mu0, I)) has no closed form; see
 ``ccvae.distributions.kl``: ``monte_carlo_kl`` (unbiased, from these exact log

@@ -342,16 +342,15 @@ class Lorentz(Manifold):
         r = safe_sqrt(_tangent_inner_spatial(x, u_s, u_s))
         return self._expmap_spatial(x, u_s, r)
 
-    def _expmap_spatial(self, x, u_s, r, return_coef: bool = False):
+    def _expmap_spatial(self, x, u_s, r):
         """exp_x(u) from the spatial part u_s of u and r = |u|_L (shape (..., 1)).
 
         Only the spatial part of cosh(r) x + sinh(r)/r u is formed; x_0 of the
-        result follows from it (module note 1). The wrapped normal calls this
-        with r = |v'|, known exactly.
+        result follows from it (module note 1). (The wrapped normal's sampler
+        fuses this with the transport from the origin: ``wrapped_normal_fused``.)
         """
         cosh_r, coef = _exp_coefficients(r)
-        z = _with_time(cosh_r * x[..., 1:] + coef * u_s)
-        return (z, coef) if return_coef else z
+        return _with_time(cosh_r * x[..., 1:] + coef * u_s)
 
     def expmap0(self, u):
         """exp_o(u) = (cosh|v|, sinh(|v|) v/|v|) for u = (0, v) tangent at the origin.
