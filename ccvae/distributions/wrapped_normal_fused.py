@@ -208,7 +208,8 @@ def wrapped_normal_sample(loc: torch.Tensor, scale: torch.Tensor, eps: torch.Ten
     ``loc`` (..., d+1) on H^d and ``scale`` (..., d) broadcast against the standard
     normal draws ``eps`` (..., d), which fix the shape: z is (..., d+1) and log q, the
     wrapped normal's log density at z, (...). Differentiable in loc (its time
-    coordinate included, as the formulas use it) and scale (module docstring).
+    coordinate included, as the formulas use it) and scale (module docstring); eps
+    is a fixed draw and gets no gradient.
     """
     return _WrappedNormalSample.apply(loc, scale, eps)
 
