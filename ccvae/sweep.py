@@ -318,25 +318,22 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
 
 
 def _drain(progress_queue, on_epoch) -> None:
-    import queue
-
-    while True:
-        try:
-            key, progress = progress_queue.get_nowait()
-        except queue.Empty:
-            return
-        on_epoch(key, progress)
+    while not progress_queue.empty():
+        on_epoch(*progress_queue.get())
 
 
 def _local_backend(jobs, workers, threads, meta, on_result, on_epoch) -> bool:
     """Run ``jobs`` on worker processes. Returns False when a worker died (killed, or
     out of memory): the sweep then stops, as the pool cannot go on without it.
-    Workers report each epoch on a queue, read here every half second."""
+    Workers report each epoch on a queue, read here every half second and before each
+    finished run is handled. It is a SimpleQueue: a put is written to the pipe before
+    it returns (no feeder thread), so a run's epochs are all readable by the time its
+    result arrives."""
     import multiprocessing as mp
     from concurrent.futures.process import BrokenProcessPool
 
     ctx = mp.get_context("spawn")  # no forked torch thread pools or open SQLite handles
-    progress_queue = ctx.Queue()
+    progress_queue = ctx.SimpleQueue()
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                                initargs=(threads, progress_queue))
     pending = {pool.submit(execute_run, job, threads, meta): job for job in jobs}
