@@ -438,6 +438,8 @@ def run_sweep(spec: SweepSpec, db: ResultsDB, *, workers: int | None = None, bac
 
     def on_result(job, row, error):
         active.pop(job["key"], None)
+        if bar is not None:  # before say(): bar.write redraws the bar with its postfix
+            bar.set_postfix_str(_active_line(active, by_key), refresh=False)
         if error is None:
             db.record(row)
             report.recorded.append(job["key"])
