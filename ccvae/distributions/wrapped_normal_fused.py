@@ -64,6 +64,9 @@ with E = k'(n)/n. Written in n, E = (1/sqrt(1+n^2) - asinh(n)/n)/n^2 cancels and
 series converges slowly; in r it is E = -D(r) k^3 / cosh(r), with the same D as above
 (n = sinh r, dk/dn = (dk/dr)/cosh r, sinh r - r cosh r = -r^3 D(r)): no cancellation.
 
+Both nodes are differentiable once (``once_differentiable``, as the vMF's sampling
+node): a second derivative through them raises instead of returning a wrong value.
+
 ``tests/test_wrapped_normal.py`` checks values and gradients against the composed
 manifold maps (float64, every branch) and with ``torch.autograd.gradcheck``.
 """
