@@ -17,10 +17,11 @@ module note 1), with mu = (mu_0, m):
 
           z = (\sqrt{1+|x|^2},\; x).
 
-Composed from the manifold's maps, one training step of a hyperbolic VAE spends
-about 120 tensor operations forward and 200 in autograd's backward on this map alone,
-each a few microseconds on a CPU whatever its size; as one node it is about 30 + 45.
-The backward (with g_x the gradient reaching x, y0 = mu_0):
+Composed from the manifold's maps and autograd, these cost a hyperbolic VAE step
+about 250 tensor operations (most of them in the backward pass), each a few
+microseconds on a CPU whatever its size; as two nodes, 39 + 42 (sample and log q,
+forward + backward) and 23 + 26 (the prior's density). The sample's backward, with
+g_x the gradient reaching x and g_q the one reaching log q:
 
 .. math:: g_x = g_{z,1:} + g_{z,0}\, x / z_0,
 
@@ -29,11 +30,13 @@ The backward (with g_x the gradient reaching x, y0 = mu_0):
 
           g_{v'} = s\, g_x + s\,(m\cdot g_x)\, m / (1 + \mu_0)
                    + \big[\sinh(r)/r\,(m\cdot g_x) + D(r)\,(u\cdot g_x)
-                   + g_\ell\, D(r)/s\big]\, v',
+                   - (d-1)\, g_q\, D(r)/s\big]\, v',
 
-where D(r) = s'(r)/r = (cosh r - s)/r^2 and g_l is the gradient of the log-det output
-(divided by d - 1). Each derivative term is a function of r times v', so r = 0 needs
-no special case: D(0) = 1/3.
+          g_\sigma = \textstyle\sum g_{v'}\,\epsilon - g_q/\sigma \quad (v' = \epsilon\sigma;
+          \ \log q = -|\epsilon|^2/2 - \sum\log\sigma - \tfrac d2 \log 2\pi - (d-1)\log s),
+
+where D(r) = s'(r)/r = (cosh r - s)/r^2. Each derivative term is a function of r
+times v', so r = 0 needs no special case: D(0) = 1/3.
 
 Numerics (each guard is also commented where it acts):
 
