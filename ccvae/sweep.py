@@ -358,22 +358,42 @@ def _local_backend(jobs, workers, threads, meta, on_result, on_epoch) -> bool:
     return True
 
 
-def _ray_backend(jobs, address, threads, meta, on_result):
+def _put_ray_progress(progress_queue, key: str, progress: dict[str, Any]) -> None:
+    progress_queue.put((key, progress))  # synchronous: in the queue before the run returns
+
+
+def _ray_backend(jobs, address, threads, meta, on_result, on_epoch):
+    """Run ``jobs`` as Ray tasks; epochs come back on a Ray queue (an actor), read every
+    half second and before each finished run is handled."""
     try:
         import ray
+        from ray.util.queue import Queue
     except ImportError:
         raise ConfigError("--backend ray needs Ray: pip install -r requirements-cluster.txt") from None
+    from functools import partial
+
     started_here = not ray.is_initialized()
     pending: dict = {}
+    progress_queue = None
     if started_here:
         kwargs = {"address": address} if address else {"num_cpus": os.cpu_count()}
         ray.init(**kwargs, include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": {"OMP_NUM_THREADS": str(threads)}})
+
+    def drain():
+        n = progress_queue.qsize()
+        if n:
+            for key, progress in progress_queue.get_nowait_batch(n):
+                on_epoch(key, progress)
+
     try:
+        progress_queue = Queue(actor_options={"num_cpus": 0})
+        report = partial(_put_ray_progress, progress_queue)
         remote = ray.remote(num_cpus=threads, max_retries=0)(execute_run)
-        pending = {remote.remote(job, threads, meta): job for job in jobs}
+        pending = {remote.remote(job, threads, meta, report): job for job in jobs}
         while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+            drain()
             for ref in done:
                 job = pending.pop(ref)
                 try:
@@ -386,6 +406,8 @@ def _ray_backend(jobs, address, threads, meta, on_result):
             ray.cancel(ref, force=True)
         raise
     finally:
+        if progress_queue is not None and not started_here:
+            progress_queue.shutdown()
         if started_here:
             ray.shutdown()
 
@@ -397,9 +419,9 @@ def run_sweep(spec: SweepSpec, db: ResultsDB, *, workers: int | None = None, bac
     """Run every job of ``spec`` not yet in ``db``; record each as it finishes.
 
     With ``progress`` a bar counts the runs and shows, for each run under way, its
-    epoch and best validation ELBO so far (local backend; Ray runs report only when
-    they finish). ``on_epoch(run_key, {"epoch", "epochs", "val_elbo"})`` is also
-    called after every epoch of every local run.
+    epoch and best validation ELBO so far, from worker processes and Ray tasks alike.
+    ``on_epoch(run_key, {"epoch", "epochs", "val_elbo"})`` is also called after every
+    epoch of every run.
     """
     if backend not in ("local", "ray"):
         raise ConfigError(f"unknown backend {backend!r}; choose local or ray")
@@ -468,7 +490,7 @@ def run_sweep(spec: SweepSpec, db: ResultsDB, *, workers: int | None = None, bac
                                     epoch_done):
                 report.interrupted = True
         else:
-            _ray_backend(todo, address, threads, meta, on_result)
+            _ray_backend(todo, address, threads, meta, on_result, epoch_done)
     except KeyboardInterrupt:
         report.interrupted = True
     finally:

@@ -176,8 +176,11 @@ def test_local_worker_processes_run_in_parallel(tmp_path):
 def test_ray_backend_runs_a_two_configuration_sweep(tmp_path):
     pytest.importorskip("ray")
     db = ResultsDB(tmp_path / "r.sqlite")
-    report = run_sweep(SweepSpec(**TINY), db, workers=2, backend="ray", progress=False, log=lambda m: None)
+    seen = []
+    report = run_sweep(SweepSpec(**TINY), db, workers=2, backend="ray", progress=False, log=lambda m: None,
+                       on_epoch=lambda key, p: seen.append((key, p["epoch"])))
     assert len(report.recorded) == 2 and not report.failed, report.failed
+    assert sorted(seen) == sorted((key, 1) for key in report.recorded)  # epochs come back too
     assert sorted(r["geometry"] for r in db.runs()) == ["euclidean", "sphere"]
     again = run_sweep(SweepSpec(**TINY), db, workers=2, backend="ray", progress=False, log=lambda m: None)
     assert again.skipped == 2
