@@ -13,7 +13,9 @@ and the script prints samples/s (B / step time). In the same run it times the sa
 step for a diagonal Normal (Independent(Normal(mu, exp(log_sigma)), 1), KL to N(0, I)
 in closed form) with the same shapes (d = m), and for the hyperbolic WrappedNormal on
 H^(m-1) in R^m (KL by one-sample Monte Carlo, log q(z) - log p(z), with p at the origin
-with unit scale), and prints the ratios of step times against the Normal.
+with unit scale), and prints the ratios of step times against the Normal. Last, sampling plus log_prob
+(through the log map, no gradients) of a wrapped normal on H^10 against mvae's
+0.62 M samples/s for the same (issue 2).
 
 Usage: python benchmarks/bench_distributions.py [--device cuda] [--repeats 200] [--threads 1]
 Each figure is the fastest of several interleaved blocks of 5 steps (see ``time_steps``).
@@ -137,6 +139,25 @@ def wrapped_normal_step_factory(n: int, device, dtype):
     return step
 
 
+def wrapped_normal_sample_log_prob_factory(n: int, device, dtype):
+    """Sampling plus log_prob (through the log map), no gradients: mvae's measure."""
+    g = torch.Generator(device="cpu").manual_seed(n)
+    v = (0.5 * torch.randn(B, n, generator=g, dtype=dtype)).to(device)
+    scale = (0.1 * torch.randn(B, n, generator=g, dtype=dtype)).exp().to(device)
+    r = v.norm(dim=-1, keepdim=True)
+    q = WrappedNormal(torch.cat([torch.cosh(r), torch.sinh(r) * v / r], dim=-1), scale,
+                      validate_args=False)
+
+    def step():
+        with torch.no_grad():
+            q.log_prob(q.rsample())
+
+    return step
+
+
+MVAE_H10 = 0.62e6  # issue 2: mvae's hyperboloid wrapped normal, n = 10, B = 1024
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
@@ -172,6 +193,10 @@ def main(argv=None) -> None:
     print(f"{'m':>5} {'WrappedNormal':>14} {'Normal(d=m)':>12} {'WN/Normal':>10}")
     for m, (t_wn, t_normal) in wn_times.items():
         print(f"{m:>5} {_rate(t_wn):>14} {_rate(t_normal):>12} {t_wn / t_normal:>9.2f}x")
+    (t_h10,) = time_steps([wrapped_normal_sample_log_prob_factory(10, device, dtype)], device,
+                          args.repeats)
+    print(f"\nWrappedNormal on H^10, rsample + log_prob (log map), no backward: {_rate(t_h10)}/s, "
+          f"{B / t_h10 / MVAE_H10:.1f}x mvae's {MVAE_H10 / 1e6:.2f}M/s")
 
 
 SVAE_RANGE = {10: (49e3, 96e3), 50: (46e3, 106e3), 200: (36e3, 65e3)}  # issue 2
