@@ -89,6 +89,9 @@ iwae_values, iwae_styles = rv.iwae_frame(iwae)
 st.dataframe(iwae_values.style.apply(lambda _: iwae_styles, axis=None), hide_index=True, width="stretch",
              column_config={f"{g} (ours)": st.column_config.TextColumn(f"{g} · ours")
                             for g in ref.GEOMETRIES})
+training = tables.training_note(iwae)
+if training:
+    st.caption(training + " Cells that trained for different lengths are not like for like.")
 if db is not None:
     st.download_button("Download this table (CSV)", tables.render(db, "mnist", "iwae", "csv"),
                        file_name="iwae-davidson-mnist.csv", mime="text/csv", key="iwae_csv")

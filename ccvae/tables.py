@@ -32,7 +32,7 @@ from . import reference_results as ref
 from .errors import ConfigError
 from .results_db import ResultsDB
 
-__all__ = ["Cell", "cells", "elbo_rows", "iwae_rows", "render", "SIGNIFICANCE_Z", "DEFAULT_SWEEP"]
+__all__ = ["Cell", "cells", "elbo_rows", "iwae_rows", "render", "training_note", "SIGNIFICANCE_Z", "DEFAULT_SWEEP"]
 
 GEOMETRIES = ref.GEOMETRIES
 LABELS = {"euclidean": "Euclidean", "sphere": "Sphere", "hyperbolic": "Hyperbolic"}
@@ -164,6 +164,31 @@ def _fmt_pub(p: tuple[float, float] | None, best: bool, mark: str, digits: int =
     return f"{mark}{text}{mark}" if best and mark else (f"★ {text}" if best else text)
 
 
+_STOP_WORDS = {"completed": "the epoch cap", "early_stopping": "early stopping",
+               "cancelled": "cancelled", "mixed": "mixed endings"}
+
+
+def training_note(rows: list[dict[str, Any]]) -> str:
+    """How long each cell's runs trained, most common first: 'Training: 13 cells 100 epochs
+    (the epoch cap); sphere d=5 612 (early stopping); ...'. Cells trained for different
+    lengths are not like for like, and the table says so."""
+    groups: dict[tuple[float, str], list[str]] = defaultdict(list)
+    for r in rows:
+        for g in GEOMETRIES:
+            c = r["ours"].get(g)
+            if c is not None:
+                groups[(round(c.epochs), c.stopped)].append(f"{LABELS[g].lower()} d={r['latent_dim']}")
+    if not groups:
+        return ""
+    ordered = sorted(groups.items(), key=lambda kv: -len(kv[1]))
+    (epochs, stop), first = ordered[0]
+    parts = [f"{len(first)} cells {epochs:g} epochs ({_STOP_WORDS.get(stop, stop)})"
+             if len(first) > 1 else f"{first[0]} {epochs:g} epochs ({_STOP_WORDS.get(stop, stop)})"]
+    for (epochs, stop), names in ordered[1:]:
+        parts.append(f"{', '.join(names)}: {epochs:g} ({_STOP_WORDS.get(stop, stop)})")
+    return "Training: " + "; ".join(parts) + "."
+
+
 def _table_records(db: ResultsDB, dataset: str, kind: str, sweep: str | None, published: bool,
                    mark: str) -> tuple[list[str], list[list[str]], list[str]]:
     """Header, body rows and footnotes of a table, as strings."""
@@ -219,6 +244,9 @@ def _table_records(db: ResultsDB, dataset: str, kind: str, sweep: str | None, pu
             body.append(line)
         notes.append("Test log-likelihood (nats, IWAE k=500) under Davidson et al.'s protocol; ± is the "
                      "seed s.d. with several seeds, else the standard error over test images.")
+        epochs = training_note(rows)
+        if epochs:
+            notes.append(epochs)
         if published:
             notes.append(ref.DAVIDSON_2018_CITATION)
     else:

@@ -84,6 +84,19 @@ def test_iwae_table_against_davidson(tmp_path):
     assert "**-93.50 ± 0.10**" in text and "-93.84 ± 0.30" in text and "Davidson" in text
 
 
+def test_iwae_table_says_how_long_each_cell_trained(tmp_path):
+    """Cells from a 100-epoch cap and a longer early-stopped run are not like for like."""
+    db = ResultsDB(tmp_path / "r.sqlite")
+    for g, d in (("euclidean", 2), ("sphere", 2), ("euclidean", 5)):
+        db.record(make_row(sweep="davidson", geometry=g, latent_dim=d, layers=2, iwae=-100.0, epochs=100))
+    db.record(make_row(sweep="davidson", geometry="sphere", latent_dim=5, layers=2, iwae=-99.0, epochs=612,
+                       stopped="early_stopping"))
+    note = tables.training_note(tables.iwae_rows(db))
+    assert note == "Training: 3 cells 100 epochs (the epoch cap); sphere d=5: 612 (early stopping)."
+    assert note in tables.render(db, "mnist", kind="iwae", fmt="markdown")
+    assert tables.training_note(tables.iwae_rows(ResultsDB(tmp_path / "empty.sqlite"))) == ""
+
+
 def test_bernoulli_ceiling_is_minus_the_pixel_entropy():
     from scipy.stats import bernoulli
     import torch
