@@ -170,7 +170,17 @@ def test_local_worker_processes_run_in_parallel(tmp_path):
     db = ResultsDB(tmp_path / "r.sqlite")
     report = run_sweep(SweepSpec(**TINY), db, workers=2, progress=False, log=lambda m: None)
     assert len(report.recorded) == 2 and not report.failed
-    assert {r["device"] for r in db.runs()} == {"cpu x1 threads"}  # cores // workers threads each
+    cores = os.cpu_count() or 1
+    expected = f"cpu x{max(1, cores // 2)} threads"  # cores shared by the 2 runs at once
+    assert {r["device"] for r in db.runs()} == {expected}
+
+
+def test_fewer_runs_than_workers_get_the_idle_cores(tmp_path):
+    db = ResultsDB(tmp_path / "r.sqlite")
+    spec = SweepSpec(**{**TINY, "geometries": ("euclidean",)})
+    report = run_sweep(spec, db, workers=2, progress=False, log=lambda m: None)
+    assert len(report.recorded) == 1
+    assert [r["device"] for r in db.runs()] == [f"cpu x{os.cpu_count() or 1} threads"]
 
 
 def test_ray_backend_runs_a_two_configuration_sweep(tmp_path):
