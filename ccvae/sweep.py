@@ -36,6 +36,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -224,14 +225,13 @@ def execute_run(job: dict[str, Any], threads: int | None = None,
     cfg = TrainConfig.from_dict(job["train"])
     ev = job["eval"]
     bundle = _bundle(job["train"], ev["split_seed"])
-    report = on_epoch or _send_progress
+    report = on_epoch or _WORKER_REPORT
 
     def epoch_done(record: dict[str, Any]) -> None:
-        if report is not None:
-            report(job["key"], {"epoch": record["epoch"], "epochs": cfg.epochs,
-                                "val_elbo": record["val_elbo"]})
+        report(job["key"], {"epoch": record["epoch"], "epochs": cfg.epochs,
+                            "val_elbo": record["val_elbo"]})
 
-    result = train(cfg, bundle, on_epoch=epoch_done)
+    result = train(cfg, bundle, on_epoch=epoch_done if report is not None else None)
     t0 = time.perf_counter()
     metrics = evaluate_bundle(result.model, bundle, cfg, iwae_samples=ev["iwae_k"],
                               iwae_examples=ev["iwae_examples"], batch_size=ev["batch_size"],
@@ -288,20 +288,22 @@ class SweepReport:
     seconds: float = 0.0
 
 
-#: In a local worker process: the queue on which epochs are reported to the driver.
-_PROGRESS_QUEUE = None
+def _put_progress(progress_queue, key: str, progress: dict[str, Any]) -> None:
+    """Report one epoch to the driver. Both queues used here (a multiprocessing
+    SimpleQueue, a Ray queue) put synchronously: in the queue before the run returns."""
+    progress_queue.put((key, progress))
 
 
-def _send_progress(key: str, progress: dict[str, Any]) -> None:
-    if _PROGRESS_QUEUE is not None:
-        _PROGRESS_QUEUE.put((key, progress))
+#: In a local worker process: reports epochs to the driver (set by ``_init_worker``;
+#: such a queue can only reach a worker when the process starts, not with each job).
+_WORKER_REPORT: Callable[[str, dict[str, Any]], None] | None = None
 
 
 def _init_worker(threads: int, progress_queue=None) -> None:
     import torch
 
-    global _PROGRESS_QUEUE
-    _PROGRESS_QUEUE = progress_queue
+    global _WORKER_REPORT
+    _WORKER_REPORT = None if progress_queue is None else partial(_put_progress, progress_queue)
     torch.set_num_threads(threads)
     try:
         torch.set_num_interop_threads(1)
@@ -358,10 +360,6 @@ def _local_backend(jobs, workers, threads, meta, on_result, on_epoch) -> bool:
     return True
 
 
-def _put_ray_progress(progress_queue, key: str, progress: dict[str, Any]) -> None:
-    progress_queue.put((key, progress))  # synchronous: in the queue before the run returns
-
-
 def _ray_backend(jobs, address, threads, meta, on_result, on_epoch):
     """Run ``jobs`` as Ray tasks; epochs come back on a Ray queue (an actor), read every
     half second and before each finished run is handled."""
@@ -370,7 +368,6 @@ def _ray_backend(jobs, address, threads, meta, on_result, on_epoch):
         from ray.util.queue import Queue
     except ImportError:
         raise ConfigError("--backend ray needs Ray: pip install -r requirements-cluster.txt") from None
-    from functools import partial
 
     started_here = not ray.is_initialized()
     pending: dict = {}
@@ -388,7 +385,7 @@ def _ray_backend(jobs, address, threads, meta, on_result, on_epoch):
 
     try:
         progress_queue = Queue(actor_options={"num_cpus": 0})
-        report = partial(_put_ray_progress, progress_queue)
+        report = partial(_put_progress, progress_queue)
         remote = ray.remote(num_cpus=threads, max_retries=0)(execute_run)
         pending = {remote.remote(job, threads, meta, report): job for job in jobs}
         while pending:

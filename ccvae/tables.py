@@ -170,9 +170,9 @@ _STOP_WORDS = {"completed": "the epoch cap", "early_stopping": "early stopping",
 
 def training_note(rows: list[dict[str, Any]]) -> str:
     """How long each cell's runs trained, most common first: 'Training: 13 cells 100 epochs
-    (the epoch cap); sphere d=5 612 (early stopping); ...'. Cells trained for different
+    (the epoch cap); sphere d=5: 612 (early stopping); ...'. Cells trained for different
     lengths are not like for like, and the table says so."""
-    groups: dict[tuple[float, str], list[str]] = defaultdict(list)
+    groups: dict[tuple[int, str], list[str]] = defaultdict(list)
     for r in rows:
         for g in GEOMETRIES:
             c = r["ours"].get(g)
