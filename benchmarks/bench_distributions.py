@@ -13,9 +13,9 @@ and the script prints samples/s (B / step time). In the same run it times the sa
 step for a diagonal Normal (Independent(Normal(mu, exp(log_sigma)), 1), KL to N(0, I)
 in closed form) with the same shapes (d = m), and for the hyperbolic WrappedNormal on
 H^(m-1) in R^m (KL by one-sample Monte Carlo, log q(z) - log p(z), with p at the origin
-with unit scale), and prints the ratios of step times against the Normal. Last, sampling plus log_prob
-(through the log map, no gradients) of a wrapped normal on H^10 against mvae's
-0.62 M samples/s for the same (issue 2).
+with unit scale), and prints the ratios of step times against the Normal. Last,
+sampling plus log_prob (through the log map, no gradients) of a wrapped normal on
+H^10 against mvae's 0.62 M samples/s for the same (issue 2).
 
 Usage: python benchmarks/bench_distributions.py [--device cuda] [--repeats 200] [--threads 1]
 Each figure is the fastest of several interleaved blocks of 5 steps (see ``time_steps``).
@@ -47,6 +47,7 @@ from ccvae.distributions.hyperspherical_uniform import HypersphericalUniform  # 
 from ccvae.distributions.von_mises_fisher import VonMisesFisher  # noqa: E402
 
 from ccvae.distributions.wrapped_normal import WrappedNormal  # noqa: E402
+from ccvae.manifolds.lorentz import Lorentz  # noqa: E402
 
 B = 1024
 DIMS = (3, 10, 50, 200)
@@ -144,9 +145,8 @@ def wrapped_normal_sample_log_prob_factory(n: int, device, dtype):
     g = torch.Generator(device="cpu").manual_seed(n)
     v = (0.5 * torch.randn(B, n, generator=g, dtype=dtype)).to(device)
     scale = (0.1 * torch.randn(B, n, generator=g, dtype=dtype)).exp().to(device)
-    r = v.norm(dim=-1, keepdim=True)
-    q = WrappedNormal(torch.cat([torch.cosh(r), torch.sinh(r) * v / r], dim=-1), scale,
-                      validate_args=False)
+    loc = Lorentz(n).expmap0(torch.cat([torch.zeros_like(v[:, :1]), v], dim=-1))
+    q = WrappedNormal(loc, scale, validate_args=False)
 
     def step():
         with torch.no_grad():

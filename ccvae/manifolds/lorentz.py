@@ -340,15 +340,9 @@ class Lorentz(Manifold):
         self._check_all(x=x, u=u)
         u_s = u[..., 1:]
         r = safe_sqrt(_tangent_inner_spatial(x, u_s, u_s))
-        return self._expmap_spatial(x, u_s, r)
-
-    def _expmap_spatial(self, x, u_s, r):
-        """exp_x(u) from the spatial part u_s of u and r = |u|_L (shape (..., 1)).
-
-        Only the spatial part of cosh(r) x + sinh(r)/r u is formed; x_0 of the
-        result follows from it (module note 1). (The wrapped normal's sampler
-        fuses this with the transport from the origin: ``wrapped_normal_fused``.)
-        """
+        # Only the spatial part of cosh(r) x + sinh(r)/r u is formed; x_0 of the
+        # result follows from it (module note 1). (The wrapped normal's sampler fuses
+        # this with the transport from the origin: ``wrapped_normal_fused``.)
         cosh_r, coef = _exp_coefficients(r)
         return _with_time(cosh_r * x[..., 1:] + coef * u_s)
 
