@@ -37,7 +37,6 @@ value.
 
 from __future__ import annotations
 
-import math
 
 import torch
 from torch.distributions import Distribution, constraints, register_kl
@@ -45,12 +44,9 @@ from torch.distributions.utils import _standard_normal
 
 from ..manifolds.base import default_rtol
 from ..manifolds.lorentz import Lorentz, minkowski_inner
-from .wrapped_normal_fused import origin_log_density, wrapped_normal_sample
+from .wrapped_normal_fused import _LOG_2PI, origin_log_density, wrapped_normal_sample
 
 __all__ = ["WrappedNormal", "OnHyperboloid", "on_hyperboloid"]
-
-_LOG_2PI = math.log(2 * math.pi)
-
 
 class OnHyperboloid(constraints.Constraint):
     """Points of H^d in R^(d+1): x_0 > 0 and |<x, x>_L + 1| <= rtol max(1, x_0^2).

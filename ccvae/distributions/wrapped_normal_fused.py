@@ -80,28 +80,20 @@ import math
 
 import torch
 
-from ..manifolds.lorentz import max_radius
+from ..manifolds.base import even_series
+from ..manifolds.lorentz import _SERIES_BELOW as SINHC_SERIES_BELOW
+from ..manifolds.lorentz import _SINHC_COEFFS, max_radius
 
 __all__ = ["wrapped_normal_sample", "origin_log_density", "D_SERIES_BELOW"]
 
 _LOG_2PI = math.log(2 * math.pi)
 
-#: Below this r, s = sinh(r)/r is its Taylor series (note 1).
-SINHC_SERIES_BELOW = 0.01
 #: Below this r, D(r) = (cosh r - sinh(r)/r)/r^2 is its Taylor series (note 2), per
 #: dtype: where 3 eps/r^2 (the closed form's cancellation) is down to ~4e-15 in float64
 #: and ~2e-7 in float32 (other dtypes compute in float32 or wider).
 D_SERIES_BELOW = {torch.float64: 0.3, torch.float32: 1.0}
 #: D(r) = sum_{k>=1} 2k/(2k+1)! r^(2k-2): 1/3, 1/30, 1/840, 1/45360, 1/3991680, 1/518918400.
 _D_COEFFS = tuple(2 * k / math.factorial(2 * k + 1) for k in range(1, 7))
-
-
-def _horner(x2: torch.Tensor, coefficients) -> torch.Tensor:
-    """sum_k c_k x2^k (c_0 first)."""
-    out = x2 * coefficients[-1] + coefficients[-2]
-    for c in reversed(coefficients[:-2]):
-        out.mul_(x2).add_(c)
-    return out
 
 
 def _where_small(r: torch.Tensor, below: float, series, closed: torch.Tensor) -> torch.Tensor:
@@ -118,15 +110,15 @@ def _where_small(r: torch.Tensor, below: float, series, closed: torch.Tensor) ->
     return torch.where(small, series(), closed)
 
 
-def _sinhc(r: torch.Tensor, r2: torch.Tensor, sinh_r: torch.Tensor) -> torch.Tensor:
-    """s = sinh(r)/r from r, r^2 and sinh(r) (or sinh(r_max) beyond the clamp); note 1."""
-    return _where_small(r, SINHC_SERIES_BELOW,
-                        lambda: (r2 * (1.0 / 120.0) + (1.0 / 6.0)).mul_(r2).add_(1.0), sinh_r / r)
+def _sinhc(r: torch.Tensor, sinh_r: torch.Tensor) -> torch.Tensor:
+    """s = sinh(r)/r from r and sinh(r) (or sinh(r_max) beyond the clamp); note 1, with
+    the series and switch point of ``ccvae.manifolds.lorentz.sinhc``."""
+    return _where_small(r, SINHC_SERIES_BELOW, lambda: even_series(r, _SINHC_COEFFS), sinh_r / r)
 
 
 def _d_of_r(r: torch.Tensor, r2: torch.Tensor, cosh_r: torch.Tensor, s: torch.Tensor):
     """D(r) = (cosh r - sinh(r)/r)/r^2 = s'(r)/r (note 2)."""
-    return _where_small(r, D_SERIES_BELOW.get(r.dtype, 1.0), lambda: _horner(r2, _D_COEFFS),
+    return _where_small(r, D_SERIES_BELOW.get(r.dtype, 1.0), lambda: even_series(r, _D_COEFFS),
                         (cosh_r - s) / r2)
 
 
@@ -142,7 +134,7 @@ class _WrappedNormalSample(torch.autograd.Function):
         r = torch.linalg.vector_norm(v, dim=-1, keepdim=True)
         r_c = r.clamp(max=r_max)  # note 3
         cosh_r = torch.cosh(r_c)
-        s = _sinhc(r, r * r, torch.sinh(r_c))
+        s = _sinhc(r, torch.sinh(r_c))
         inv_1py0 = 1.0 / (1.0 + y0)  # 1 + mu_0 >= 2 on H^d
         a = (m * v).sum(-1, keepdim=True) * inv_1py0
         coef_m = torch.addcmul(cosh_r, s, a)
@@ -228,11 +220,10 @@ class _OriginLogDensity(torch.autograd.Function):
         d = t.shape[-1]
         n = torch.linalg.vector_norm(t, dim=-1, keepdim=True)
         r = torch.asinh(n)  # dist(mu0, z), exact: sinh(dist) = |t| on H^d
-        r2 = r * r
-        k = 1.0 / _sinhc(r, r2, n)  # r/n, with the series at n -> 0
+        k = 1.0 / _sinhc(r, n)  # r/n, with the series at n -> 0
         t_over_var = t / (scale * scale)
         q = (t * t_over_var).sum(-1, keepdim=True)
-        ctx.save_for_backward(t, scale, r, r2, n, k, t_over_var, q)
+        ctx.save_for_backward(t, scale, r, n, k, t_over_var, q)
         out = (k * k * q).mul_(-0.5).sub_(torch.log(scale).sum(-1, keepdim=True))
         out = out - (0.5 * d * _LOG_2PI)
         if d > 1:
@@ -242,14 +233,14 @@ class _OriginLogDensity(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
-        t, scale, r, r2, n, k, t_over_var, q = ctx.saved_tensors
+        t, scale, r, n, k, t_over_var, q = ctx.saved_tensors
         d = t.shape[-1]
         grad = grad.unsqueeze(-1)
         k2 = k * k
         grad_t = grad_scale = None
         if ctx.needs_input_grad[0]:
             cosh_r = torch.sqrt(n * n + 1.0)
-            e = -_d_of_r(r, r2, cosh_r, 1.0 / k) * (k2 * k) / cosh_r  # k'(n)/n
+            e = -_d_of_r(r, r * r, cosh_r, 1.0 / k) * (k2 * k) / cosh_r  # k'(n)/n
             radial = (d - 1) / k - k * q
             grad_t = torch.addcmul(-k2 * t_over_var, radial * e, t).mul_(grad)
             grad_t = grad_t.sum_to_size(t.shape)
