@@ -114,9 +114,12 @@ def _sweep_cmd(db, *extra):
 def test_killed_sweep_keeps_finished_runs_and_redoes_the_killed_one(tmp_path):
     db_path = tmp_path / "r.sqlite"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    # the second run (sphere) trains long enough to be killed mid-way
-    proc = subprocess.Popen(_sweep_cmd(db_path, "--geometries", "euclidean,sphere", "--epochs", "200",
-                                       "--workers", "1"),
+    # The second run (sphere) trains long enough to be killed mid-way: 1000 epochs with
+    # no early stopping (~8 s here; with the default patience it could stop within the
+    # second this test waits, and be recorded).
+    long_runs = ("--geometries", "euclidean,sphere", "--epochs", "1000", "--early-stopping", "1000",
+                 "--workers", "1")
+    proc = subprocess.Popen(_sweep_cmd(db_path, *long_runs),
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     try:
@@ -135,8 +138,7 @@ def test_killed_sweep_keeps_finished_runs_and_redoes_the_killed_one(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
     db = ResultsDB(db_path)
     assert [r["geometry"] for r in db.runs()] == ["euclidean"]
-    out = subprocess.run(_sweep_cmd(db_path, "--geometries", "euclidean,sphere", "--epochs", "200",
-                                    "--workers", "1", "--dry-run"), cwd=REPO, env=env,
+    out = subprocess.run(_sweep_cmd(db_path, *long_runs, "--dry-run"), cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "1 of 2 runs done" in out.stdout
     assert out.stdout.count("todo") == 1
