@@ -185,7 +185,7 @@ def _add_sweep_parser(sub, geometries, likelihoods) -> None:
     s.add_argument("--iwae-examples", type=_positive_int, help="IWAE on the first N test examples only (default: all)")
     s.add_argument("--eval-float64", action="store_true", default=None, help="evaluate in double precision")
     s.add_argument("--name", help="sweep name stored with each run; tables select by it (default: post, or the protocol's)")
-    s.add_argument("--workers", type=_positive_int, help="parallel runs (default: one per core)")
+    s.add_argument("--workers", type=_positive_int, help="parallel runs (default: one per usable core)")
     s.add_argument("--backend", choices=["local", "ray"], default="local",
                    help="local worker processes, or a Ray cluster (pip install -r requirements-cluster.txt)")
     s.add_argument("--address", help="Ray cluster address for --backend ray (default: start a local Ray)")

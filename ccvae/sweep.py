@@ -14,7 +14,8 @@ How it stays correct:
 - A worker returns its row only when training *and* evaluation have finished; the
   driver alone writes rows, one transaction each. A killed or failed run therefore
   leaves nothing behind and is redone from scratch next time.
-- Local workers are processes (``spawn``), one per core by default, each with
+- Local workers are processes (``spawn``), one per usable core by default (the
+  process's CPU affinity: ``taskset -c 1 ccvae sweep ...`` uses one), each with
   ``cores // workers`` torch threads: PyTorch's intra-op threads fight over cores
   otherwise (on a 2-core machine two 2-thread workers run slower than one).
 - ``backend="ray"`` sends the same function to a Ray cluster (``ray.init(address)``);
@@ -40,6 +41,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
+from .cpu import usable_cores
 from .errors import CCVAEError, ConfigError
 from .results_db import METRIC_COLUMNS, ResultsDB
 
@@ -373,7 +375,7 @@ def _ray_backend(jobs, address, threads, meta, on_result, on_epoch):
     pending: dict = {}
     progress_queue = None
     if started_here:
-        kwargs = {"address": address} if address else {"num_cpus": os.cpu_count()}
+        kwargs = {"address": address} if address else {"num_cpus": usable_cores()}
         ray.init(**kwargs, include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": {"OMP_NUM_THREADS": str(threads)}})
 
@@ -422,7 +424,7 @@ def run_sweep(spec: SweepSpec, db: ResultsDB, *, workers: int | None = None, bac
     """
     if backend not in ("local", "ray"):
         raise ConfigError(f"unknown backend {backend!r}; choose local or ray")
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     workers = workers or cores
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")

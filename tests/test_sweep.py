@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from ccvae.cpu import usable_cores
 from ccvae.errors import ConfigError
 from ccvae.results_db import ResultsDB
 from ccvae.sweep import SweepSpec, expand, protocol_spec, run_key, run_sweep
@@ -172,7 +173,7 @@ def test_local_worker_processes_run_in_parallel(tmp_path):
     db = ResultsDB(tmp_path / "r.sqlite")
     report = run_sweep(SweepSpec(**TINY), db, workers=2, progress=False, log=lambda m: None)
     assert len(report.recorded) == 2 and not report.failed
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     expected = f"cpu x{max(1, cores // 2)} threads"  # cores shared by the 2 runs at once
     assert {r["device"] for r in db.runs()} == {expected}
 
@@ -182,7 +183,7 @@ def test_fewer_runs_than_workers_get_the_idle_cores(tmp_path):
     spec = SweepSpec(**{**TINY, "geometries": ("euclidean",)})
     report = run_sweep(spec, db, workers=2, progress=False, log=lambda m: None)
     assert len(report.recorded) == 1
-    assert [r["device"] for r in db.runs()] == [f"cpu x{os.cpu_count() or 1} threads"]
+    assert [r["device"] for r in db.runs()] == [f"cpu x{usable_cores()} threads"]
 
 
 def test_ray_backend_runs_a_two_configuration_sweep(tmp_path):

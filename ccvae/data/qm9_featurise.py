@@ -44,6 +44,7 @@ import numpy as np
 from rdkit import Chem, rdBase
 
 from ccvae.chemistry import BOND_METHOD_HUECKEL, mol_from_graph, mol_from_xyz
+from ccvae.cpu import usable_cores
 from ccvae.data import torsions as _torsions
 from ccvae.data.qm9_sources import QM9Source, parse_record, scan_source
 from ccvae.errors import DataError
@@ -262,13 +263,6 @@ def _featurise_chunk(args: tuple[list[bytes], np.ndarray, list[int] | None]) -> 
     }
 
 
-def _default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def _ptr(counts: list[np.ndarray]) -> np.ndarray:
     c = np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64)
     return np.concatenate([[0], np.cumsum(c)]).astype(np.int64)
@@ -296,7 +290,7 @@ def featurise_records(
     indices = np.asarray(indices, dtype=np.int64)
     if len(records) != len(indices):
         raise ValueError("featurise_records: `records` and `indices` differ in length")
-    n_workers = _default_workers() if workers is None else int(workers)
+    n_workers = usable_cores() if workers is None else int(workers)
     if n_workers < 0:
         raise ValueError(f"featurise_records: `workers` must be >= 0, got {workers}")
     tasks = [
