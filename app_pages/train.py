@@ -13,6 +13,7 @@ from ccvae.dashboard import catalog
 from ccvae.data.registry import DATASETS
 from ccvae.errors import CCVAEError
 from ccvae.models import GEOMETRIES, LIKELIHOODS
+from ccvae.models.latent import SPHERE_POSTERIOR_LABELS
 from ccvae.training import DEFAULT_LIKELIHOOD, TrainConfig
 from ccvae.viz.latent_plots import training_curves
 from app_pages import _common as common
@@ -49,6 +50,13 @@ with st.expander("New training run", expanded=True):
                                      key="train_max_examples", help="a quick run on the first N examples")
     iwae = c[3].number_input("IWAE samples for the test score", min_value=0, max_value=5000, value=100,
                              key="train_iwae", help="0 skips the importance-weighted bound")
+    sphere_posterior = "vmf"
+    if geometry == "sphere":
+        sphere_posterior = st.selectbox(
+            "sphere posterior", list(SPHERE_POSTERIOR_LABELS), key="train_sphere_posterior",
+            format_func=SPHERE_POSTERIOR_LABELS.get,
+            help="The family of q(z|x) on the sphere. The s-vae sampler is kept to measure what its "
+                 "bias costs (Davidson et al.'s published S-VAE numbers used it); it is not for real use.")
     options = {}
     if dataset == "qm9":
         options["max_molecules"] = int(st.number_input(
@@ -61,7 +69,8 @@ with st.expander("New training run", expanded=True):
                               hidden=int(hidden), layers=int(layers),
                               likelihood=None if likelihood == "default" else likelihood,
                               epochs=int(epochs), batch_size=int(batch), lr=float(lr), seed=int(seed),
-                              max_examples=int(max_examples) or None, dataset_options=options)
+                              max_examples=int(max_examples) or None, dataset_options=options,
+                              sphere_posterior=sphere_posterior)
             job = jobs.start_job(cfg, catalog.runs_root(), iwae_samples=int(iwae), max_active=MAX_ACTIVE)
         except CCVAEError as e:
             common.error("Cannot start training", e)

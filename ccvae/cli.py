@@ -75,8 +75,13 @@ def _key_value(text: str) -> tuple[str, Any]:
     return key.strip().replace("-", "_"), value
 
 
+SPHERE_POSTERIOR_HELP = ("the sphere's posterior: vmf (exact sampler, the default), power_spherical "
+                         "(De Cao & Aziz 2020) or vmf_svae (s-vae-pytorch's BIASED sampler and "
+                         "kappa-gradient, for ablations)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from .models import GEOMETRIES, LIKELIHOODS
+    from .models import GEOMETRIES, LIKELIHOODS, SPHERE_POSTERIORS
 
     parser = _Parser(prog="ccvae", description=(
         "Constant-curvature VAEs: train, evaluate and list models whose latent space is "
@@ -103,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--early-stopping", type=_positive_int, metavar="PATIENCE", help="stop after this many epochs without a better validation ELBO")
     t.add_argument("--max-examples", type=_positive_int, help="train on at most this many examples (quick runs)")
     t.add_argument("--binarize", choices=["none", "dynamic"], default="none", help="dynamic: resample binary pixels every batch (Davidson et al.'s protocol)")
+    t.add_argument("--sphere-posterior", choices=list(SPHERE_POSTERIORS), default="vmf", help=SPHERE_POSTERIOR_HELP)
     t.add_argument("--data-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE", help="extra dataset option, e.g. max_molecules=2000 for qm9")
     t.add_argument("--iwae-samples", type=_non_negative_int, default=100, help="importance samples for the final test IWAE (default: 100; 0 skips it)")
     t.add_argument("--out", help="checkpoint directory to write (default: runs/<dataset>-<geometry>-d<dim>-l<layers>-s<seed>)")
@@ -153,6 +159,7 @@ def _geometry_list(geometries):
 
 
 def _add_sweep_parser(sub, geometries, likelihoods) -> None:
+    from .models import SPHERE_POSTERIORS
     from .results_db import DEFAULT_DB
     from .sweep import PROTOCOLS
 
@@ -180,6 +187,7 @@ def _add_sweep_parser(sub, geometries, likelihoods) -> None:
     s.add_argument("--lr", type=_positive_float, help="Adam learning rate (default: 1e-3)")
     s.add_argument("--likelihood", choices=list(likelihoods), help="(default: bernoulli, the post's BCE)")
     s.add_argument("--binarize", choices=["none", "dynamic"], help="dynamic: Davidson et al.'s binarisation")
+    s.add_argument("--sphere-posterior", choices=list(SPHERE_POSTERIORS), help=SPHERE_POSTERIOR_HELP + "; for the sphere runs")
     s.add_argument("--max-examples", type=_positive_int, help="train on at most N examples (quick runs)")
     s.add_argument("--iwae-k", type=_non_negative_int, help="importance samples of the IWAE log-likelihood (default: 500; 0 skips it)")
     s.add_argument("--iwae-examples", type=_positive_int, help="IWAE on the first N test examples only (default: all)")
@@ -293,7 +301,8 @@ def cmd_train(args) -> int:
                       lr=args.lr, seed=args.seed, device=args.device,
                       kl_warmup_epochs=args.kl_warmup_epochs, early_stopping=args.early_stopping,
                       max_examples=args.max_examples, binarize=args.binarize,
-                      data_dir=args.data_dir, dataset_options=dict(args.data_option))
+                      data_dir=args.data_dir, dataset_options=dict(args.data_option),
+                      sphere_posterior=args.sphere_posterior)
     out = Path(args.out or f"runs/{cfg.dataset}-{cfg.geometry}-d{cfg.latent_dim}-l{cfg.layers}-s{cfg.seed}")
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not checkpoints.is_checkpoint(out))):
         raise ConfigError(f"--out {out} exists and is not a checkpoint; choose another folder")
@@ -371,6 +380,7 @@ def cmd_sweep(args) -> int:
         "epochs": args.epochs, "early_stopping": args.early_stopping,
         "kl_warmup_epochs": args.kl_warmup_epochs, "batch_size": args.batch_size, "lr": args.lr,
         "likelihood": args.likelihood, "binarize": args.binarize, "max_examples": args.max_examples,
+        "sphere_posterior": args.sphere_posterior,
         "iwae_k": args.iwae_k, "iwae_examples": args.iwae_examples, "eval_float64": args.eval_float64,
         "data_dir": args.data_dir,
     }

@@ -116,6 +116,7 @@ def cli_arguments(cfg: TrainConfig, out: Path, progress: Path, stop: Path,
             "--batch-size", str(cfg.batch_size), "--lr", repr(float(cfg.lr)),
             "--seed", str(cfg.seed), "--device", cfg.device,
             "--kl-warmup-epochs", str(cfg.kl_warmup_epochs), "--binarize", cfg.binarize,
+            "--sphere-posterior", cfg.sphere_posterior,
             "--iwae-samples", str(int(iwae_samples)),
             "--out", str(out), "--progress-file", str(progress), "--stop-file", str(stop), "--quiet"]
     if cfg.early_stopping:

@@ -77,6 +77,7 @@ class SweepSpec:
     likelihood: str | None = None
     binarize: str = "none"
     max_examples: int | None = None
+    sphere_posterior: str = "vmf"  # used by the sphere runs; the others keep their own
     iwae_k: int = 500
     iwae_examples: int | None = None
     eval_float64: bool = False
@@ -86,13 +87,19 @@ class SweepSpec:
 
     def __post_init__(self):
         from .data.registry import DATASETS
-        from .models import GEOMETRIES
+        from .models import GEOMETRIES, SPHERE_POSTERIORS
 
         if self.dataset not in DATASETS:
             raise ConfigError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(sorted(DATASETS))}")
         for g in self.geometries:
             if g not in GEOMETRIES:
                 raise ConfigError(f"unknown geometry {g!r}; choose from {', '.join(GEOMETRIES)}")
+        if self.sphere_posterior not in SPHERE_POSTERIORS:
+            raise ConfigError(f"unknown sphere posterior {self.sphere_posterior!r}; choose one of "
+                              f"{', '.join(SPHERE_POSTERIORS)}")
+        if self.sphere_posterior != "vmf" and "sphere" not in self.geometries:
+            raise ConfigError(f"--sphere-posterior {self.sphere_posterior} applies to sphere runs, "
+                              "and this sweep has none")
         for what, values in (("latent-dims", self.latent_dims), ("layers", self.layers)):
             if not values:
                 raise ConfigError(f"--{what} needs at least one value")
@@ -157,6 +164,7 @@ def expand(spec: SweepSpec) -> list[dict[str, Any]]:
                         batch_size=spec.batch_size, lr=spec.lr, seed=seed, device="cpu",
                         kl_warmup_epochs=spec.kl_warmup_epochs, early_stopping=spec.early_stopping,
                         max_examples=spec.max_examples, binarize=spec.binarize,
+                        sphere_posterior=spec.sphere_posterior if geometry == "sphere" else "vmf",
                         data_dir=spec.data_dir, dataset_options=dict(spec.dataset_options))
                     evaluation = {"iwae_k": spec.iwae_k, "iwae_examples": spec.iwae_examples,
                                   "float64": spec.eval_float64, "batch_size": spec.test_batch_size,
@@ -167,10 +175,17 @@ def expand(spec: SweepSpec) -> list[dict[str, Any]]:
     return jobs
 
 
+#: Training settings added after runs were first recorded, with the value that every
+#: earlier run had. At that value they are left out of the key, so that the runs
+#: recorded before the setting existed keep their keys (and are not redone).
+LATER_SETTINGS = {"sphere_posterior": "vmf"}
+
+
 def run_key(job: dict[str, Any]) -> str:
     """A stable hash of what decides a run's result. Where the data lives and which
     device runs it do not change the result, so they are left out."""
-    train = {k: v for k, v in job["train"].items() if k not in ("data_dir", "device")}
+    train = {k: v for k, v in job["train"].items() if k not in ("data_dir", "device")
+             and not (k in LATER_SETTINGS and v == LATER_SETTINGS[k])}
     blob = json.dumps({"sweep": job["sweep"], "train": train, "eval": job["eval"]},
                       sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:20]

@@ -17,6 +17,7 @@ import torch
 from .data.base import DatasetBundle, Split
 from .errors import ConfigError, TrainingError
 from .models import GEOMETRIES, LIKELIHOODS, VAE, ModelConfig
+from .models.latent import check_sphere_posterior
 
 #: The likelihood each dataset gets unless one is chosen. MNIST and LFW use the
 #: post's BCE so ELBOs compare with its tables; QM9 uses the von Mises angle
@@ -46,10 +47,13 @@ class TrainConfig:
     binarize: str = "none"
     data_dir: str | None = None
     dataset_options: dict = field(default_factory=dict)
+    #: the sphere's posterior family (models.SPHERE_POSTERIORS); only "vmf" elsewhere
+    sphere_posterior: str = "vmf"
 
     def __post_init__(self):
         if self.geometry not in GEOMETRIES:
             raise ConfigError(f"unknown geometry {self.geometry!r}; choose one of {', '.join(GEOMETRIES)}")
+        check_sphere_posterior(self.geometry, self.sphere_posterior)
         if self.likelihood is None:
             self.likelihood = DEFAULT_LIKELIHOOD.get(self.dataset, "bernoulli")
         if self.likelihood not in LIKELIHOODS:
@@ -106,6 +110,8 @@ class TrainConfig:
             parts.append(f"--max-examples {self.max_examples}")
         if self.binarize != "none":
             parts.append(f"--binarize {self.binarize}")
+        if self.sphere_posterior != "vmf":
+            parts.append(f"--sphere-posterior {self.sphere_posterior}")
         for key, value in sorted(self.dataset_options.items()):
             parts.append(f"--data-option {key}={value}")
         if out is not None:
@@ -133,7 +139,8 @@ def resolve_device(device: str) -> torch.device:
 def model_config_for(cfg: TrainConfig, bundle: DatasetBundle) -> ModelConfig:
     return ModelConfig(input_dim=bundle.input_dim, geometry=cfg.geometry, latent_dim=cfg.latent_dim,
                        hidden=cfg.hidden, layers=cfg.layers, likelihood=cfg.likelihood,
-                       activation=cfg.activation, input_shape=tuple(bundle.input_shape))
+                       activation=cfg.activation, input_shape=tuple(bundle.input_shape),
+                       sphere_posterior=cfg.sphere_posterior)
 
 
 def _check_finite_data(split: Split, name: str) -> None:

@@ -313,7 +313,8 @@ def test_train_page_refuses_bad_settings_and_runs_a_job(app, runs):
     assert not jobs.list_jobs(runs)
     # a tiny real run, started from the page and followed through its files
     app.selectbox(key="train_dataset").set_value("lfw")
-    app.selectbox(key="train_geometry").set_value("euclidean")
+    app.selectbox(key="train_geometry").set_value("sphere").run()
+    app.selectbox(key="train_sphere_posterior").set_value("power_spherical")
     app.number_input(key="train_latent_dim").set_value(2)
     app.number_input(key="train_layers").set_value(1)
     app.number_input(key="train_hidden").set_value(16)
@@ -326,6 +327,8 @@ def test_train_page_refuses_bad_settings_and_runs_a_job(app, runs):
     (job,) = jobs.list_jobs(runs)
     done = jobs.wait(job.path, timeout=120)
     assert done.state == "done", done.error
+    assert json.loads((done.checkpoint / "config.json").read_text())["model"]["sphere_posterior"] == \
+        "power_spherical"
     app.run()  # coming back to the page shows the finished run
     assert_clean(app)
     assert any("**done**" in m.value for m in app.markdown)

@@ -44,6 +44,8 @@ def test_help_lists_commands():
     (["train", "--latent-dim", "0"], ["--latent-dim", "positive integer"]),
     (["train", "--lr", "abc"], ["--lr", "positive number"]),
     (["train", "--dataset", "cifar"], ["unknown dataset", "mnist"]),
+    (["train", "--sphere-posterior", "bingham"], ["invalid choice: 'bingham'"]),
+    (["train", "--sphere-posterior", "vmf_svae"], ["needs the sphere geometry"]),
     (["evaluate", "/nonexistent/ckpt"], ["does not exist"]),
     (["list", "/nonexistent/root"], ["is not a folder"]),
     (["frobnicate"], ["invalid choice: 'frobnicate'"]),

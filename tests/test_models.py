@@ -109,6 +109,8 @@ def test_von_mises_angle_likelihood():
     ({"latent_dim": 0}, "latent_dim must be a positive integer"),
     ({"likelihood": "poisson"}, "unknown likelihood 'poisson'"),
     ({"layers": -1}, "layers must be a non-negative integer"),
+    ({"geometry": "sphere", "sphere_posterior": "bingham"}, "unknown sphere posterior 'bingham'"),
+    ({"sphere_posterior": "power_spherical"}, "needs the sphere geometry, not 'euclidean'"),
 ])
 def test_config_errors(kwargs, match):
     base = dict(input_dim=64, geometry="euclidean", latent_dim=2)
@@ -128,6 +130,11 @@ def test_wrong_input_shapes_are_named():
 def test_config_round_trip():
     c = ModelConfig(input_dim=64, geometry="sphere", latent_dim=3, input_shape=(8, 8))
     assert ModelConfig.from_dict(c.to_dict()) == c
+    ps = ModelConfig(input_dim=64, geometry="sphere", latent_dim=3, sphere_posterior="power_spherical")
+    assert ModelConfig.from_dict(ps.to_dict()) == ps
+    # checkpoints written before the setting existed load with the vMF
+    old = {k: v for k, v in c.to_dict().items() if k != "sphere_posterior"}
+    assert ModelConfig.from_dict(old).sphere_posterior == "vmf"
     with pytest.raises(ConfigError, match="unknown model settings: bogus"):
         ModelConfig.from_dict({**c.to_dict(), "bogus": 1})
 
@@ -148,3 +155,21 @@ def test_sphere_encoder_starts_at_an_informative_concentration():
 
     q = SphereLatent(16, 2).posterior(torch.zeros(3, 16))
     assert torch.allclose(q.concentration, torch.full((3,), INITIAL_CONCENTRATION), rtol=1e-6)
+
+
+@pytest.mark.parametrize("posterior, cls_name", [("vmf", "VonMisesFisher"), ("vmf_svae", "SvaeVonMisesFisher"),
+                                                 ("power_spherical", "PowerSpherical")])
+def test_sphere_posterior_families_train_end_to_end(posterior, cls_name):
+    from ccvae.models.latent import SPHERE_POSTERIOR_LABELS, SPHERE_POSTERIORS
+
+    assert SPHERE_POSTERIOR_LABELS.keys() == SPHERE_POSTERIORS.keys()
+    model = make("sphere", latent_dim=4, sphere_posterior=posterior)
+    x = torch.rand(16, 64)
+    q = model.encode(x)
+    assert type(q).__name__ == cls_name and q.event_shape == (5,)
+    t = model.elbo(x)
+    assert torch.isfinite(t.elbo).all() and (t.kl > -1e-4).all()
+    (-t.elbo.mean()).backward()
+    head = model.latent.concentration_head.weight.grad
+    assert head is not None and torch.isfinite(head).all() and head.abs().sum() > 0
+    assert torch.isfinite(model.iwae(x, k=8)).all()

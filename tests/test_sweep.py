@@ -41,6 +41,17 @@ def test_run_key_ignores_where_data_lives_but_not_what_decides_the_result():
     assert run_key(renamed) != job["key"]
 
 
+def test_sphere_posterior_goes_to_the_sphere_runs_and_old_keys_stay():
+    plain = expand(SweepSpec(**TINY))
+    ablation = expand(SweepSpec(**{**TINY, "sphere_posterior": "vmf_svae"}))
+    assert [j["train"]["sphere_posterior"] for j in ablation] == ["vmf", "vmf_svae"]
+    assert ablation[0]["key"] == plain[0]["key"] and ablation[1]["key"] != plain[1]["key"]
+    # a run recorded before the setting existed had no sphere_posterior in its config:
+    # its key is what the same run gets now with the default
+    before = {**plain[1], "train": {k: v for k, v in plain[1]["train"].items() if k != "sphere_posterior"}}
+    assert run_key(before) == plain[1]["key"]
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(geometries=("flat",)), "unknown geometry"),
     (dict(latent_dims=()), "latent-dims"),
@@ -48,6 +59,8 @@ def test_run_key_ignores_where_data_lives_but_not_what_decides_the_result():
     (dict(hidden=(256, 128), layers=(1,)), "fix the layer count"),
     (dict(seeds=0), "seeds"),
     (dict(name="two words"), "one word"),
+    (dict(sphere_posterior="bingham"), "unknown sphere posterior"),
+    (dict(geometries=("euclidean",), sphere_posterior="vmf_svae"), "applies to sphere runs"),
 ])
 def test_bad_specs_are_refused(kwargs, message):
     with pytest.raises(ConfigError, match=message):
@@ -212,6 +225,9 @@ def test_unknown_backend_is_refused(tmp_path):
     (["--latent-dims", "2", "--backend", "slurm"], 2, "invalid choice"),
     (["--protocol", "davidson", "--dataset", "lfw"], 1, "defined on mnist"),
     (["--latent-dims", "2", "--hidden", "256,128", "--layers", "1"], 1, "fix the layer count"),
+    (["--latent-dims", "2", "--sphere-posterior", "bingham"], 2, "invalid choice"),
+    (["--latent-dims", "2", "--geometries", "hyperbolic", "--sphere-posterior", "power_spherical"], 1,
+     "applies to sphere runs"),
 ])
 def test_sweep_command_bad_input_is_one_line(tmp_path, capsys, args, code, fragment):
     from ccvae.cli import main

@@ -101,7 +101,15 @@ def test_nan_in_data_is_reported(blobs):
     ({"lr": -1.0}, "lr must be a positive number"),
     ({"binarize": "static"}, "binarize must be"),
     ({"device": "tpu"}, "device must be auto, cpu or cuda"),
+    ({"sphere_posterior": "vmf_svae"}, "needs the sphere geometry"),
+    ({"geometry": "sphere", "sphere_posterior": "bingham"}, "unknown sphere posterior"),
 ])
 def test_bad_settings(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         cfg(**kwargs)
+
+
+def test_the_reproducing_command_names_a_non_default_sphere_posterior():
+    assert "--sphere-posterior" not in cfg(geometry="sphere").cli_command()
+    assert "--sphere-posterior power_spherical" in cfg(geometry="sphere",
+                                                       sphere_posterior="power_spherical").cli_command()

@@ -18,6 +18,7 @@ from ccvae.distributions.hyperspherical_uniform import HypersphericalUniform, lo
 from ccvae.distributions.von_mises_fisher import (VonMisesFisher, _ReflectedSample,
                                                   implicit_w_gradient, kl_vmf_uniform,
                                                   reflect_from_e1, sample_one_minus_w)
+from ccvae.distributions.vmf_svae import sample_one_minus_w_svae
 from ccvae.special import iv_ratio, iv_ratio_derivative
 
 
@@ -168,23 +169,10 @@ def exact_w_cdf(m: int, kappa: float):
     return cdf
 
 
-def wood_biased(m: int, kappa: float, n: int, rng) -> np.ndarray:
-    """s-vae-pytorch's variant: b from the large-kappa approximation (m-1)/(2 kappa)."""
-    b = (m - 1) / (2.0 * kappa)
-    x0 = (1 - b) / (1 + b)
-    c = kappa * x0 + (m - 1) * np.log(1 - x0**2)
-    out = []
-    while sum(len(o) for o in out) < n:
-        e = rng.beta((m - 1) / 2, (m - 1) / 2, n)
-        w = (1 - (1 + b) * e) / (1 - (1 - b) * e)
-        ok = kappa * w + (m - 1) * np.log(1 - x0 * w) - c >= np.log(rng.random(n))
-        out.append(w[ok])
-    return np.concatenate(out)[:n]
-
-
 def test_ks_harness_detects_a_biased_sampler():
-    # the approximate-b sampler that the issue reports as biased (m = 21, kappa = 15)
-    w = wood_biased(21, 15.0, 20000, np.random.default_rng(0))
+    # s-vae-pytorch's sampler, which the issue reports as biased at m = 21, kappa = 15
+    torch.manual_seed(0)
+    w = 1.0 - sample_one_minus_w_svae(torch.full((20000,), 15.0, dtype=F64), 21).numpy()
     assert scipy.stats.kstest(w, exact_w_cdf(21, 15.0)).pvalue < 1e-10
 
 

@@ -6,6 +6,7 @@ geometry     posterior q(z|x)    prior p(z)             KL(q || p)
 ===========  ==================  =====================  ==========================
 euclidean    N(mu, diag s^2)     N(0, I)                closed form
 sphere       vMF(mu, kappa)      uniform on S^d         closed form (registered)
+             (or another SPHERE_POSTERIORS family)
 hyperbolic   WrappedNormal(mu,s) WrappedNormal(o, I)    Monte Carlo, exact log q - log p
 ===========  ==================  =====================  ==========================
 
@@ -24,6 +25,8 @@ from torch import nn
 from torch.distributions import Distribution, Independent, Normal, kl_divergence
 
 from ..distributions.hyperspherical_uniform import HypersphericalUniform
+from ..distributions.power_spherical import PowerSpherical
+from ..distributions.vmf_svae import SvaeVonMisesFisher
 from ..distributions.von_mises_fisher import VonMisesFisher
 from ..distributions.wrapped_normal import WrappedNormal
 from ..errors import ConfigError
@@ -131,14 +134,46 @@ class EuclideanLatent(Latent):
         return q.base_dist.loc
 
 
+#: The sphere's posterior families, by the name a config stores. Each has a closed-form
+#: KL to the uniform prior (registered), so the ELBO's KL term is exact for all three.
+SPHERE_POSTERIORS = {
+    # the von Mises-Fisher with this package's exact sampler and unbiased kappa-gradients
+    "vmf": VonMisesFisher,
+    # the same density with s-vae-pytorch's BIASED sampler and kappa-gradient, to
+    # measure what they cost (Davidson et al.'s published S-VAE numbers used it)
+    "vmf_svae": SvaeVonMisesFisher,
+    # De Cao & Aziz (2020): no rejection step, reparameterised through Beta variates
+    "power_spherical": PowerSpherical,
+}
+
+
+#: How a person reads each name (dashboard menus).
+SPHERE_POSTERIOR_LABELS = {
+    "vmf": "von Mises-Fisher (exact sampler)",
+    "vmf_svae": "von Mises-Fisher, s-vae's biased sampler (ablation)",
+    "power_spherical": "Power Spherical (De Cao & Aziz 2020)",
+}
+
+
+def check_sphere_posterior(geometry: str, name: str) -> None:
+    """ConfigError unless ``name`` is a known sphere posterior, used on the sphere."""
+    if name not in SPHERE_POSTERIORS:
+        raise ConfigError(f"unknown sphere posterior {name!r}; choose one of {', '.join(SPHERE_POSTERIORS)}")
+    if name != "vmf" and geometry != "sphere":
+        raise ConfigError(f"sphere posterior {name!r} needs the sphere geometry, not {geometry!r}")
+
+
 class SphereLatent(Latent):
-    """vMF posterior on S^d (in R^{d+1}), uniform prior."""
+    """vMF posterior on S^d (in R^{d+1}), uniform prior; or another family of
+    ``SPHERE_POSTERIORS`` with the same (loc, concentration) parameters."""
 
     geometry = "sphere"
     manifold_cls = Sphere
 
-    def __init__(self, in_features: int, dim: int):
+    def __init__(self, in_features: int, dim: int, posterior: str = "vmf"):
         super().__init__(in_features, dim)
+        check_sphere_posterior(self.geometry, posterior)
+        self.posterior_cls = SPHERE_POSTERIORS[posterior]
         self.loc_head = nn.Linear(in_features, dim + 1)
         self.concentration_head = nn.Linear(in_features, 1)
         with torch.no_grad():  # softplus^-1(k) = log(expm1(k)), see INITIAL_CONCENTRATION
@@ -150,7 +185,7 @@ class SphereLatent(Latent):
         # normalised exactly.
         loc = raw / raw.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         kappa = F.softplus(self.concentration_head(h)).squeeze(-1) + MIN_CONCENTRATION
-        return VonMisesFisher(loc, kappa, validate_args=False)
+        return self.posterior_cls(loc, kappa, validate_args=False)
 
     def prior(self, batch_shape, like):
         return HypersphericalUniform(self.dim, batch_shape=batch_shape, dtype=like.dtype,
@@ -204,8 +239,11 @@ GEOMETRIES = {
 }
 
 
-def make_latent(geometry: str, in_features: int, dim: int) -> Latent:
+def make_latent(geometry: str, in_features: int, dim: int, sphere_posterior: str = "vmf") -> Latent:
     if geometry not in GEOMETRIES:
         raise ConfigError(
             f"unknown geometry {geometry!r}; choose one of {', '.join(GEOMETRIES)}")
+    check_sphere_posterior(geometry, sphere_posterior)
+    if geometry == "sphere":
+        return SphereLatent(in_features, dim, posterior=sphere_posterior)
     return GEOMETRIES[geometry](in_features, dim)
