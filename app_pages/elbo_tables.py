@@ -107,6 +107,14 @@ else:
     st.markdown("Not known yet: the protocol sweep has not been run (it needs both the Euclidean and the "
                 "sphere VAE at d = 20 and d = 40). Run it with `ccvae sweep --protocol davidson --workers 2`.")
 
+ablation = tables.sampler_ablation_rows(db) if db is not None else []
+if ablation:
+    st.markdown("**The sampler alone.** The same protocol, seed and epoch cap, with the sphere trained once "
+                "with our exact sampler and once with s-vae-pytorch's (`--sphere-posterior vmf_svae`: its "
+                "approximate envelope above κ = 10 and its κ-gradient without the correction term):\n\n"
+                + "\n".join(f"- {v}" for v in rv.sampler_ablation_verdict(ablation)))
+    st.markdown(tables.render(db, "mnist", "sampler", "markdown"))
+
 st.subheader("Nagano et al. 2019")
 st.markdown(f"**Protocol.** {ref.NAGANO_2019_PROTOCOL}")
 if not ref.NAGANO_2019:

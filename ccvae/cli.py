@@ -210,10 +210,11 @@ def _add_table_parser(sub) -> None:
                        description="Print the ELBO table in the post's shape (latent dims x hidden layers x "
                        "geometry, best geometry per row marked), or the IWAE table against published values.")
     t.add_argument("--dataset", default="mnist", choices=["mnist", "lfw"], help="(default: mnist)")
-    t.add_argument("--kind", choices=["elbo", "iwae"], default="elbo",
-                   help="elbo: the post's table; iwae: log-likelihoods under Davidson et al.'s protocol")
+    t.add_argument("--kind", choices=["elbo", "iwae", "sampler"], default="elbo",
+                   help="elbo: the post's table; iwae: log-likelihoods under Davidson et al.'s protocol; "
+                        "sampler: the same with s-vae-pytorch's vMF sampler beside the exact one")
     t.add_argument("--format", choices=["text", "markdown", "csv", "latex"], default="text", dest="fmt")
-    t.add_argument("--sweep", help="sweep name to read (default: post for elbo, davidson for iwae)")
+    t.add_argument("--sweep", help="sweep name to read (default: post for elbo, davidson for iwae and sampler)")
     t.add_argument("--no-published", action="store_true", help="our values only, without the published ones")
     t.add_argument("--db", default=str(DEFAULT_DB), help=f"results database (default: {DEFAULT_DB})")
 

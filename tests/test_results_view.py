@@ -113,6 +113,18 @@ def test_verdict_says_when_the_gap_is_within_noise(tmp_path):
     assert "a gap of 1.00 nats (± 0.14);" in d40
 
 
+def test_sampler_ablation_verdict_says_which_side_of_the_plane_each_sampler_puts_the_sphere(tmp_path):
+    rows = [make_row(geometry=g, latent_dim=20, layers=2, sweep="davidson", binarize="dynamic", iwae=v)
+            for g, v in (("euclidean", -93.35), ("sphere", -92.92))]
+    svae = make_row(geometry="sphere", latent_dim=20, layers=2, sweep="davidson-svae", binarize="dynamic",
+                    iwae=-92.95)
+    svae["config_json"]["train"]["sphere_posterior"] = "vmf_svae"
+    (text,) = rv.sampler_ablation_verdict(tables.sampler_ablation_rows(_db(tmp_path, *rows, svae)))
+    assert text.startswith("d = 20 (60-epoch cap): the exact sampler's sphere scores -92.92, s-vae's -92.95 "
+                           "(+0.03 nats ± 0.14, within noise)")
+    assert text.endswith("the sphere is ahead of it with the exact sampler and ahead of it with s-vae's.")
+
+
 @pytest.mark.parametrize("missing", [(20, "sphere"), (40, "euclidean")])
 def test_no_verdict_without_both_geometries_at_both_dims(tmp_path, missing):
     cells = [(d, g) for d in (20, 40) for g in ("euclidean", "sphere") if (d, g) != missing]

@@ -12,6 +12,7 @@ import pytest
 from ccvae import reference_results as ref
 from ccvae import tables
 from ccvae.cli import main
+from ccvae.errors import ConfigError
 from ccvae.results_db import ResultsDB
 from ccvae.evaluation.metrics import bernoulli_elbo_ceiling
 from ccvae.data.base import Split
@@ -95,6 +96,28 @@ def test_iwae_table_says_how_long_each_cell_trained(tmp_path):
     assert note == "Training: 3 cells 100 epochs (the epoch cap); sphere d=5: 612 (early stopping)."
     assert note in tables.render(db, "mnist", kind="iwae", fmt="markdown")
     assert tables.training_note(tables.iwae_rows(ResultsDB(tmp_path / "empty.sqlite"))) == ""
+
+
+def test_sampler_ablation_pairs_runs_that_differ_only_in_the_sampler(tmp_path):
+    db = ResultsDB(tmp_path / "r.sqlite")
+    common = dict(latent_dim=20, layers=2, binarize="dynamic", epochs=100)
+    db.record(make_row(sweep="davidson", geometry="euclidean", iwae=-93.35, **common))
+    db.record(make_row(sweep="davidson", geometry="sphere", iwae=-92.92, **common))
+    # the same cell trained longer is another configuration: not the ablation's partner
+    db.record(make_row(sweep="davidson", geometry="sphere", iwae=-90.0, **{**common, "epochs": 1000}))
+    svae = make_row(sweep="davidson-svae", geometry="sphere", iwae=-95.02, **common)
+    svae["config_json"]["train"]["sphere_posterior"] = "vmf_svae"
+    db.record(svae)
+    plain = make_row(sweep="davidson-svae", geometry="sphere", iwae=-50.0, latent_dim=40, layers=2)
+    db.record(plain)  # the exact sampler in the ablation's sweep: not an ablation run
+    (row,) = tables.sampler_ablation_rows(db)
+    assert (row["latent_dim"], row["epochs"]) == (20, 100)
+    assert (row["euclidean"].value, row["exact"].value, row["svae"].value) == (-93.35, -92.92, -95.02)
+    text = tables.render(db, "mnist", kind="sampler", fmt="text")
+    assert "+2.10 ± 0.14" in text and "-88.90 ± 0.26" in text  # exact - s-vae; Davidson's N-VAE
+    assert "no runs in sweep" in tables.render(ResultsDB(tmp_path / "e.sqlite"), "mnist", kind="sampler")
+    with pytest.raises(ConfigError, match="mnist only"):
+        tables.render(db, "lfw", kind="sampler")
 
 
 def test_bernoulli_ceiling_is_minus_the_pixel_entropy():

@@ -25,7 +25,7 @@ from ccvae import tables
 from ccvae.results_db import ResultsDB
 
 __all__ = ["ENV_RESULTS_DB", "results_db_path", "elbo_table_rows", "iwae_table_rows", "elbo_frame",
-           "elbo_summary", "ceiling_note", "iwae_frame", "exact_sampler_verdict",
+           "elbo_summary", "ceiling_note", "iwae_frame", "exact_sampler_verdict", "sampler_ablation_verdict",
            "BETTER", "WORSE", "REPRODUCED"]
 
 ENV_RESULTS_DB = "CCVAE_RESULTS_DB"
@@ -195,5 +195,29 @@ def exact_sampler_verdict(rows: list[dict[str, Any]], dims: tuple[int, ...] = (2
             text += ("; Davidson et al. found the same" if theirs == ours else
                      f"; Davidson et al. found the opposite ({name[theirs]} ahead)")
             text += f" ({pub['sphere'][0]:.2f} vs {pub['euclidean'][0]:.2f})"
+        out.append(text + ".")
+    return out
+
+
+def sampler_ablation_verdict(rows: list[dict[str, Any]]) -> list[str]:
+    """One sentence per row of :func:`ccvae.tables.sampler_ablation_rows`: what the exact
+    sampler gains over s-vae-pytorch's, and on which side of the Euclidean VAE each
+    puts the sphere."""
+    out = []
+    for r in rows:
+        x, sv, e = r["exact"], r["svae"], r["euclidean"]
+        if x is None:
+            continue
+        gap = x.value - sv.value
+        text = (f"d = {r['latent_dim']} ({r['epochs']}-epoch cap): the exact sampler's sphere scores "
+                f"{x.value:.2f}, s-vae's {sv.value:.2f} ({gap:+.2f} nats")
+        if x.sem is not None and sv.sem is not None:
+            se = math.hypot(x.sem, sv.sem)
+            text += f" ± {se:.2f}{'' if abs(gap) > 2 * se else ', within noise'}"
+        text += ")"
+        if e is not None:
+            side = lambda c: "ahead of" if c.value > e.value else "behind"
+            text += (f"; against the Euclidean VAE's {e.value:.2f} the sphere is {side(x)} it with the exact "
+                     f"sampler and {side(sv)} it with s-vae's")
         out.append(text + ".")
     return out
