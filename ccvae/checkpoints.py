@@ -67,6 +67,14 @@ class CheckpointInfo:
         return self.model_config["geometry"]
 
     @property
+    def posterior(self) -> str:
+        """The family of q(z|x): the sphere's ``sphere_posterior`` (vmf for checkpoints
+        written before it could be chosen), else the geometry's only one."""
+        if self.geometry == "sphere":
+            return self.model_config.get("sphere_posterior", "vmf")
+        return {"euclidean": "normal", "hyperbolic": "wrapped_normal"}.get(self.geometry, "?")
+
+    @property
     def latent_dim(self) -> int:
         return int(self.model_config["latent_dim"])
 
@@ -90,6 +98,7 @@ class CheckpointInfo:
             "layers": m.get("layers"),
             "hidden": m.get("hidden"),
             "likelihood": m.get("likelihood"),
+            "posterior": self.posterior,
             "subset": bool(self.config.get("data", {}).get("is_subset", False)),
             "test_elbo": t.get("elbo"),
             "test_iwae": t.get("iwae"),

@@ -340,7 +340,8 @@ def test_train_page_refuses_bad_settings_and_runs_a_job(app, runs):
     assert any("**done**" in m.value for m in app.markdown)
     assert len(app.get("plotly_chart")) == 1  # its training curves
     open_page(app, "home")
-    assert job.job_id in set(app.dataframe[1].value["name"])
+    listed = app.dataframe[1].value
+    assert list(listed[listed["name"] == job.job_id]["posterior"]) == ["power_spherical"]
 
 
 def test_molecules_page_shows_the_molecule_in_3dmol(app, dashboard_checkpoints):  # noqa: F811

@@ -40,6 +40,21 @@ def test_round_trip(ckpt):
     assert files == ["config.json", "metrics.json", "model.safetensors"]
 
 
+def test_a_sphere_posterior_survives_the_round_trip(tmp_path):
+    torch.manual_seed(0)
+    model = VAE(ModelConfig(input_dim=16, geometry="sphere", latent_dim=2, hidden=8, layers=1,
+                            sphere_posterior="power_spherical"))
+    checkpoints.save(tmp_path / "ps", model, training={}, data={"name": "blobs"})
+    loaded, info = checkpoints.load(tmp_path / "ps")
+    assert type(loaded.encode(torch.rand(3, 16))).__name__ == "PowerSpherical"
+    assert info.posterior == "power_spherical" and info.summary_row()["posterior"] == "power_spherical"
+    # written before the choice existed: the vMF
+    cfg = json.loads((tmp_path / "ps" / "config.json").read_text())
+    del cfg["model"]["sphere_posterior"]
+    (tmp_path / "ps" / "config.json").write_text(json.dumps(cfg))
+    assert checkpoints.read_info(tmp_path / "ps").posterior == "vmf"
+
+
 def test_update_metrics_is_atomic_and_merges(ckpt):
     checkpoints.update_metrics(ckpt, test={"elbo": -10.0, "iwae": -9.0})
     info = checkpoints.read_info(ckpt)

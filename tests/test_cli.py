@@ -91,7 +91,7 @@ def test_train_evaluate_list_round_trip(tmp_path):
     assert r.returncode == 0 and "ck" in r.stdout and "sphere" in r.stdout
     r = ccvae("list", tmp_path, "--json")
     rows = json.loads(r.stdout)
-    assert rows[0]["geometry"] == "sphere" and rows[0]["latent_dim"] == 2
+    assert rows[0]["geometry"] == "sphere" and rows[0]["latent_dim"] == 2 and rows[0]["posterior"] == "vmf"
     r = ccvae("list", tmp_path, "--markdown")
     lines = r.stdout.strip().splitlines()
     assert lines[0].startswith("| name | dataset | geometry") and lines[2].startswith("| ck | mnist | sphere | 2 |")

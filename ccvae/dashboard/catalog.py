@@ -89,7 +89,7 @@ def checkpoint_rows(infos: list[CheckpointInfo]) -> list[dict[str, Any]]:
         t = info.test_metrics
         rows.append({
             "name": r["name"], "dataset": r["dataset"], "geometry": r["geometry"],
-            "latent dim": r["latent_dim"], "layers": r["layers"], "hidden": r["hidden"],
+            "posterior": r["posterior"], "latent dim": r["latent_dim"], "layers": r["layers"], "hidden": r["hidden"],
             "likelihood": r["likelihood"],
             "test ELBO": _round(t.get("elbo")), "± batch std": _round(t.get("elbo_batch_std")),
             "test IWAE": _round(t.get("iwae")), "k-NN acc.": _round(t.get("knn_accuracy"), 3),
