@@ -13,7 +13,8 @@ and the script prints samples/s (B / step time). In the same run it times the sa
 step for a diagonal Normal (Independent(Normal(mu, exp(log_sigma)), 1), KL to N(0, I)
 in closed form) with the same shapes (d = m), and for the hyperbolic WrappedNormal on
 H^(m-1) in R^m (KL by one-sample Monte Carlo, log q(z) - log p(z), with p at the origin
-with unit scale), and prints the ratios of step times against the Normal. Last,
+with unit scale), and prints the ratios of step times against the Normal. Then the
+Power Spherical (the sphere's other posterior) beside the vMF at kappa = 100. Last,
 sampling plus log_prob (through the log map, no gradients) of a wrapped normal on
 H^10 against mvae's 0.62 M samples/s for the same (issue 2).
 
@@ -44,6 +45,7 @@ from torch.distributions import Independent, Normal, kl_divergence
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ccvae.distributions.hyperspherical_uniform import HypersphericalUniform  # noqa: E402
+from ccvae.distributions.power_spherical import PowerSpherical  # noqa: E402
 from ccvae.distributions.von_mises_fisher import VonMisesFisher  # noqa: E402
 
 from ccvae.distributions.wrapped_normal import WrappedNormal  # noqa: E402
@@ -91,6 +93,25 @@ def vmf_step_factory(m: int, kappa: float, device, dtype):
     def step():
         raw_loc.grad = log_kappa.grad = None
         q = VonMisesFisher(F.normalize(raw_loc, dim=-1), log_kappa.exp(), validate_args=False)
+        z = q.rsample()
+        loss = (z * target).sum() + kl_divergence(q, prior).sum()
+        loss.backward()
+
+    return step
+
+
+def power_spherical_step_factory(m: int, kappa: float, device, dtype):
+    """The same step for the Power Spherical (De Cao & Aziz 2020), the selectable
+    alternative posterior on the sphere (``--sphere-posterior power_spherical``)."""
+    g = torch.Generator(device="cpu").manual_seed(m)
+    raw_loc = torch.randn(B, m, generator=g, dtype=dtype).to(device).requires_grad_()
+    log_kappa = torch.full((B,), math.log(kappa), dtype=dtype, device=device, requires_grad=True)
+    target = torch.randn(B, m, generator=g, dtype=dtype).to(device)
+    prior = HypersphericalUniform(m - 1, batch_shape=(B,), dtype=dtype, device=device)
+
+    def step():
+        raw_loc.grad = log_kappa.grad = None
+        q = PowerSpherical(F.normalize(raw_loc, dim=-1), log_kappa.exp(), validate_args=False)
         z = q.rsample()
         loss = (z * target).sum() + kl_divergence(q, prior).sum()
         loss.backward()
@@ -193,6 +214,14 @@ def main(argv=None) -> None:
     print(f"{'m':>5} {'WrappedNormal':>14} {'Normal(d=m)':>12} {'WN/Normal':>10}")
     for m, (t_wn, t_normal) in wn_times.items():
         print(f"{m:>5} {_rate(t_wn):>14} {_rate(t_normal):>12} {t_wn / t_normal:>9.2f}x")
+    print("\nPowerSpherical on S^(m-1) (the sphere's other posterior), kappa = 100")
+    print(f"{'m':>5} {'PowerSpherical':>15} {'vMF':>9} {'Normal(d=m)':>12} {'PS/Normal':>10} {'vMF/PS':>8}")
+    for m in DIMS:
+        t_ps, t_vmf, t_normal = time_steps([power_spherical_step_factory(m, 100.0, device, dtype),
+                                            vmf_step_factory(m, 100.0, device, dtype),
+                                            normal_step_factory(m, device, dtype)], device, args.repeats)
+        print(f"{m:>5} {_rate(t_ps):>15} {_rate(t_vmf):>9} {_rate(t_normal):>12} {t_ps / t_normal:>9.2f}x "
+              f"{t_vmf / t_ps:>7.2f}x", flush=True)
     (t_h10,) = time_steps([wrapped_normal_sample_log_prob_factory(10, device, dtype)], device,
                           args.repeats)
     print(f"\nWrappedNormal on H^10, rsample + log_prob (log map), no backward: {_rate(t_h10)}/s, "
