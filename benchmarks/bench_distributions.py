@@ -83,7 +83,9 @@ def time_steps(steps, device, repeats: int, warmup: int = 5) -> list[float]:
     return best
 
 
-def vmf_step_factory(m: int, kappa: float, device, dtype):
+def spherical_step_factory(family, m: int, kappa: float, device, dtype):
+    """The step for a distribution on S^(m-1) with (loc, concentration) parameters and a
+    registered KL to the uniform: ``VonMisesFisher`` or ``PowerSpherical``."""
     g = torch.Generator(device="cpu").manual_seed(m)
     raw_loc = torch.randn(B, m, generator=g, dtype=dtype).to(device).requires_grad_()
     log_kappa = torch.full((B,), math.log(kappa), dtype=dtype, device=device, requires_grad=True)
@@ -92,31 +94,22 @@ def vmf_step_factory(m: int, kappa: float, device, dtype):
 
     def step():
         raw_loc.grad = log_kappa.grad = None
-        q = VonMisesFisher(F.normalize(raw_loc, dim=-1), log_kappa.exp(), validate_args=False)
+        q = family(F.normalize(raw_loc, dim=-1), log_kappa.exp(), validate_args=False)
         z = q.rsample()
         loss = (z * target).sum() + kl_divergence(q, prior).sum()
         loss.backward()
 
     return step
+
+
+def vmf_step_factory(m: int, kappa: float, device, dtype):
+    return spherical_step_factory(VonMisesFisher, m, kappa, device, dtype)
 
 
 def power_spherical_step_factory(m: int, kappa: float, device, dtype):
-    """The same step for the Power Spherical (De Cao & Aziz 2020), the selectable
-    alternative posterior on the sphere (``--sphere-posterior power_spherical``)."""
-    g = torch.Generator(device="cpu").manual_seed(m)
-    raw_loc = torch.randn(B, m, generator=g, dtype=dtype).to(device).requires_grad_()
-    log_kappa = torch.full((B,), math.log(kappa), dtype=dtype, device=device, requires_grad=True)
-    target = torch.randn(B, m, generator=g, dtype=dtype).to(device)
-    prior = HypersphericalUniform(m - 1, batch_shape=(B,), dtype=dtype, device=device)
-
-    def step():
-        raw_loc.grad = log_kappa.grad = None
-        q = PowerSpherical(F.normalize(raw_loc, dim=-1), log_kappa.exp(), validate_args=False)
-        z = q.rsample()
-        loss = (z * target).sum() + kl_divergence(q, prior).sum()
-        loss.backward()
-
-    return step
+    """The Power Spherical (De Cao & Aziz 2020), the sphere's selectable alternative
+    posterior (``--sphere-posterior power_spherical``)."""
+    return spherical_step_factory(PowerSpherical, m, kappa, device, dtype)
 
 
 def normal_step_factory(d: int, device, dtype):
