@@ -48,7 +48,7 @@ def test_samples_point_away_from_loc_at_m200_kappa20_as_reported():
     torch.manual_seed(0)
     w = 1.0 - sample_one_minus_w_svae(torch.full((20000,), 20.0, dtype=F64), 200)
     se = w.std().item() / math.sqrt(len(w))
-    assert abs(w.mean().item() - (-0.43)) < 0.01  # the figure for s-vae-pytorch
+    assert abs(w.mean().item() - (-0.43)) < 0.015  # the figure (2 digits) for s-vae-pytorch
     truth = iv_ratio(99.0, torch.tensor(20.0, dtype=F64)).item()  # +0.099
     assert w.mean().item() < truth - 100 * se
 
