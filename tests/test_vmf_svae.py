@@ -72,6 +72,17 @@ def test_kappa_gradient_is_biased_as_reported(m, kappa, low, high):
     assert low < (mean - truth) / truth < high
 
 
+def test_the_wrong_sign_lives_in_the_blend_window_10_to_11():
+    # below kappa = 10 only the correction term is missing (a few % at m = 41); inside the
+    # window db/dkappa carries (b_app - b_true) and flips the sign; above it b_app overstates it
+    torch.manual_seed(5)
+    truth = {k: iv_ratio_derivative(19.5, torch.tensor(k, dtype=F64)).item() for k in (9.0, 10.5, 12.0)}
+    ratio = {k: mean_w_gradient(41, k, n=40_000)[0] / t for k, t in truth.items()}
+    assert abs(ratio[9.0] - 1.0) < 0.05
+    assert ratio[10.5] < -3.0
+    assert 1.5 < ratio[12.0] < 2.5
+
+
 def test_m3_uses_the_exact_inverse_cdf_and_its_gradient_is_unbiased():
     torch.manual_seed(3)
     w = 1.0 - sample_one_minus_w_svae(torch.full((20000,), 2.0, dtype=F64), 3).numpy()
