@@ -217,7 +217,8 @@ def sampler_ablation_verdict(rows: list[dict[str, Any]]) -> list[str]:
         text += ")"
         if e is not None:
             side = lambda c: "ahead of" if c.value > e.value else "behind"
-            text += (f"; against the Euclidean VAE's {e.value:.2f} the sphere is {side(x)} it with the exact "
-                     f"sampler and {side(sv)} it with s-vae's")
+            text += f"; against the Euclidean VAE's {e.value:.2f} the sphere is "
+            text += (f"{side(x)} it with either sampler" if side(x) == side(sv) else
+                     f"{side(x)} it with the exact sampler and {side(sv)} it with s-vae's")
         out.append(text + ".")
     return out
