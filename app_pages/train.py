@@ -13,7 +13,7 @@ from ccvae.dashboard import catalog
 from ccvae.data.registry import DATASETS
 from ccvae.errors import CCVAEError
 from ccvae.models import GEOMETRIES, LIKELIHOODS
-from ccvae.models.latent import SPHERE_POSTERIOR_LABELS
+from ccvae.models.latent import INITIAL_CONCENTRATION, SPHERE_POSTERIOR_LABELS
 from ccvae.training import DEFAULT_LIKELIHOOD, TrainConfig
 from ccvae.viz.latent_plots import training_curves
 from app_pages import _common as common
@@ -50,13 +50,19 @@ with st.expander("New training run", expanded=True):
                                      key="train_max_examples", help="a quick run on the first N examples")
     iwae = c[3].number_input("IWAE samples for the test score", min_value=0, max_value=5000, value=100,
                              key="train_iwae", help="0 skips the importance-weighted bound")
-    sphere_posterior = "vmf"
+    sphere_posterior, initial_concentration = "vmf", INITIAL_CONCENTRATION
     if geometry == "sphere":
-        sphere_posterior = st.selectbox(
+        c = st.columns(2)
+        sphere_posterior = c[0].selectbox(
             "sphere posterior", list(SPHERE_POSTERIOR_LABELS), key="train_sphere_posterior",
             format_func=SPHERE_POSTERIOR_LABELS.get,
             help="The family of q(z|x) on the sphere. The s-vae sampler is kept to measure what its "
                  "bias costs (Davidson et al.'s published S-VAE numbers used it); it is not for real use.")
+        initial_concentration = c[1].number_input(
+            "initial concentration κ", min_value=1.01, max_value=1e5, value=INITIAL_CONCENTRATION,
+            key="train_initial_kappa",
+            help="κ of a fresh encoder. The default 10 gives informative samples from the first step; "
+                 "s-vae-pytorch's encoders start near 1.7.")
     options = {}
     if dataset == "qm9":
         options["max_molecules"] = int(st.number_input(
@@ -70,7 +76,8 @@ with st.expander("New training run", expanded=True):
                               likelihood=None if likelihood == "default" else likelihood,
                               epochs=int(epochs), batch_size=int(batch), lr=float(lr), seed=int(seed),
                               max_examples=int(max_examples) or None, dataset_options=options,
-                              sphere_posterior=sphere_posterior)
+                              sphere_posterior=sphere_posterior,
+                              initial_concentration=float(initial_concentration))
             job = jobs.start_job(cfg, catalog.runs_root(), iwae_samples=int(iwae), max_active=MAX_ACTIVE)
         except CCVAEError as e:
             common.error("Cannot start training", e)

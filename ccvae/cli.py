@@ -75,6 +75,8 @@ def _key_value(text: str) -> tuple[str, Any]:
     return key.strip().replace("-", "_"), value
 
 
+INITIAL_CONCENTRATION_HELP = ("the sphere encoder's concentration kappa at initialisation, above 1 (default: 10; "
+                              "s-vae-pytorch's encoders start near 1.7)")
 SPHERE_POSTERIOR_HELP = ("the sphere's posterior: vmf (exact sampler, the default), power_spherical "
                          "(De Cao & Aziz 2020) or vmf_svae (s-vae-pytorch's BIASED sampler and "
                          "kappa-gradient, for ablations)")
@@ -82,6 +84,7 @@ SPHERE_POSTERIOR_HELP = ("the sphere's posterior: vmf (exact sampler, the defaul
 
 def build_parser() -> argparse.ArgumentParser:
     from .models import GEOMETRIES, LIKELIHOODS, SPHERE_POSTERIORS
+    from .models.latent import INITIAL_CONCENTRATION
 
     parser = _Parser(prog="ccvae", description=(
         "Constant-curvature VAEs: train, evaluate and list models whose latent space is "
@@ -109,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-examples", type=_positive_int, help="train on at most this many examples (quick runs)")
     t.add_argument("--binarize", choices=["none", "dynamic"], default="none", help="dynamic: resample binary pixels every batch (Davidson et al.'s protocol)")
     t.add_argument("--sphere-posterior", choices=list(SPHERE_POSTERIORS), default="vmf", help=SPHERE_POSTERIOR_HELP)
+    t.add_argument("--initial-concentration", type=_positive_float, default=INITIAL_CONCENTRATION,
+                   help=INITIAL_CONCENTRATION_HELP)
     t.add_argument("--data-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE", help="extra dataset option, e.g. max_molecules=2000 for qm9")
     t.add_argument("--iwae-samples", type=_non_negative_int, default=100, help="importance samples for the final test IWAE (default: 100; 0 skips it)")
     t.add_argument("--out", help="checkpoint directory to write (default: runs/<dataset>-<geometry>-d<dim>-l<layers>-s<seed>)")
@@ -188,6 +193,8 @@ def _add_sweep_parser(sub, geometries, likelihoods) -> None:
     s.add_argument("--likelihood", choices=list(likelihoods), help="(default: bernoulli, the post's BCE)")
     s.add_argument("--binarize", choices=["none", "dynamic"], help="dynamic: Davidson et al.'s binarisation")
     s.add_argument("--sphere-posterior", choices=list(SPHERE_POSTERIORS), help=SPHERE_POSTERIOR_HELP + "; for the sphere runs")
+    s.add_argument("--initial-concentration", type=_positive_float,
+                   help=INITIAL_CONCENTRATION_HELP + "; for the sphere runs")
     s.add_argument("--max-examples", type=_positive_int, help="train on at most N examples (quick runs)")
     s.add_argument("--iwae-k", type=_non_negative_int, help="importance samples of the IWAE log-likelihood (default: 500; 0 skips it)")
     s.add_argument("--iwae-examples", type=_positive_int, help="IWAE on the first N test examples only (default: all)")
@@ -303,7 +310,8 @@ def cmd_train(args) -> int:
                       kl_warmup_epochs=args.kl_warmup_epochs, early_stopping=args.early_stopping,
                       max_examples=args.max_examples, binarize=args.binarize,
                       data_dir=args.data_dir, dataset_options=dict(args.data_option),
-                      sphere_posterior=args.sphere_posterior)
+                      sphere_posterior=args.sphere_posterior,
+                      initial_concentration=args.initial_concentration)
     out = Path(args.out or f"runs/{cfg.dataset}-{cfg.geometry}-d{cfg.latent_dim}-l{cfg.layers}-s{cfg.seed}")
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not checkpoints.is_checkpoint(out))):
         raise ConfigError(f"--out {out} exists and is not a checkpoint; choose another folder")
@@ -381,7 +389,7 @@ def cmd_sweep(args) -> int:
         "epochs": args.epochs, "early_stopping": args.early_stopping,
         "kl_warmup_epochs": args.kl_warmup_epochs, "batch_size": args.batch_size, "lr": args.lr,
         "likelihood": args.likelihood, "binarize": args.binarize, "max_examples": args.max_examples,
-        "sphere_posterior": args.sphere_posterior,
+        "sphere_posterior": args.sphere_posterior, "initial_concentration": args.initial_concentration,
         "iwae_k": args.iwae_k, "iwae_examples": args.iwae_examples, "eval_float64": args.eval_float64,
         "data_dir": args.data_dir,
     }

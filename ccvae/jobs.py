@@ -117,6 +117,7 @@ def cli_arguments(cfg: TrainConfig, out: Path, progress: Path, stop: Path,
             "--seed", str(cfg.seed), "--device", cfg.device,
             "--kl-warmup-epochs", str(cfg.kl_warmup_epochs), "--binarize", cfg.binarize,
             "--sphere-posterior", cfg.sphere_posterior,
+            "--initial-concentration", repr(float(cfg.initial_concentration)),
             "--iwae-samples", str(int(iwae_samples)),
             "--out", str(out), "--progress-file", str(progress), "--stop-file", str(stop), "--quiet"]
     if cfg.early_stopping:

@@ -78,6 +78,7 @@ class SweepSpec:
     binarize: str = "none"
     max_examples: int | None = None
     sphere_posterior: str = "vmf"  # used by the sphere runs; the others keep their own
+    initial_concentration: float = 10.0  # the sphere runs' (models.latent.INITIAL_CONCENTRATION)
     iwae_k: int = 500
     iwae_examples: int | None = None
     eval_float64: bool = False
@@ -87,19 +88,21 @@ class SweepSpec:
 
     def __post_init__(self):
         from .data.registry import DATASETS
-        from .models import GEOMETRIES, SPHERE_POSTERIORS
+        from .models import GEOMETRIES
+        from .models.latent import INITIAL_CONCENTRATION, check_sphere_settings
 
         if self.dataset not in DATASETS:
             raise ConfigError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(sorted(DATASETS))}")
         for g in self.geometries:
             if g not in GEOMETRIES:
                 raise ConfigError(f"unknown geometry {g!r}; choose from {', '.join(GEOMETRIES)}")
-        if self.sphere_posterior not in SPHERE_POSTERIORS:
-            raise ConfigError(f"unknown sphere posterior {self.sphere_posterior!r}; choose one of "
-                              f"{', '.join(SPHERE_POSTERIORS)}")
         if self.sphere_posterior != "vmf" and "sphere" not in self.geometries:
             raise ConfigError(f"--sphere-posterior {self.sphere_posterior} applies to sphere runs, "
                               "and this sweep has none")
+        if self.initial_concentration != INITIAL_CONCENTRATION and "sphere" not in self.geometries:
+            raise ConfigError(f"--initial-concentration {self.initial_concentration:g} applies to sphere "
+                              "runs, and this sweep has none")
+        check_sphere_settings("sphere", self.sphere_posterior, self.initial_concentration)
         for what, values in (("latent-dims", self.latent_dims), ("layers", self.layers)):
             if not values:
                 raise ConfigError(f"--{what} needs at least one value")
@@ -150,6 +153,7 @@ def protocol_spec(protocol: str, **overrides: Any) -> SweepSpec:
 def expand(spec: SweepSpec) -> list[dict[str, Any]]:
     """One job per (latent dim, layers, geometry, seed), as plain dicts (picklable,
     JSON-able): ``{"key", "sweep", "train": TrainConfig dict, "eval": {...}}``."""
+    from .models.latent import INITIAL_CONCENTRATION
     from .training import TrainConfig
 
     jobs = []
@@ -165,6 +169,8 @@ def expand(spec: SweepSpec) -> list[dict[str, Any]]:
                         kl_warmup_epochs=spec.kl_warmup_epochs, early_stopping=spec.early_stopping,
                         max_examples=spec.max_examples, binarize=spec.binarize,
                         sphere_posterior=spec.sphere_posterior if geometry == "sphere" else "vmf",
+                        initial_concentration=(spec.initial_concentration if geometry == "sphere"
+                                               else INITIAL_CONCENTRATION),
                         data_dir=spec.data_dir, dataset_options=dict(spec.dataset_options))
                     evaluation = {"iwae_k": spec.iwae_k, "iwae_examples": spec.iwae_examples,
                                   "float64": spec.eval_float64, "batch_size": spec.test_batch_size,
@@ -178,7 +184,7 @@ def expand(spec: SweepSpec) -> list[dict[str, Any]]:
 #: Training settings added after runs were first recorded, with the value that every
 #: earlier run had. At that value they are left out of the key, so that the runs
 #: recorded before the setting existed keep their keys (and are not redone).
-LATER_SETTINGS = {"sphere_posterior": "vmf"}
+LATER_SETTINGS = {"sphere_posterior": "vmf", "initial_concentration": 10.0}
 
 
 def run_key(job: dict[str, Any]) -> str:

@@ -31,6 +31,7 @@ from typing import Any
 from . import reference_results as ref
 from .errors import ConfigError
 from .results_db import ResultsDB
+from .sweep import LATER_SETTINGS
 
 __all__ = ["Cell", "cells", "elbo_rows", "iwae_rows", "sampler_ablation_rows", "render", "training_note",
            "SIGNIFICANCE_Z", "DEFAULT_SWEEP", "ABLATION_SWEEP"]
@@ -152,9 +153,10 @@ def iwae_rows(db: ResultsDB, sweep: str | None = None) -> list[dict[str, Any]]:
 
 def _setting_key(row: dict[str, Any], drop: tuple[str, ...], **replace: Any) -> str:
     """The row's training and evaluation settings without ``drop`` and with ``replace``
-    (and without where the data lives, which device ran it, and a default sphere posterior)."""
+    (and without where the data lives, which device ran it, and settings added later at
+    the value runs had before them, as in run keys)."""
     train = {k: v for k, v in {**row["config"]["train"], **replace}.items()
-             if k not in ("data_dir", "device", *drop) and not (k == "sphere_posterior" and v == "vmf")}
+             if k not in ("data_dir", "device", *drop) and not (k in LATER_SETTINGS and v == LATER_SETTINGS[k])}
     return repr(sorted(train.items())) + repr(sorted(row["config"]["eval"].items()))
 
 
@@ -164,27 +166,34 @@ def sampler_ablation_rows(db: ResultsDB, sweep: str | None = None,
     ``ablation_sweep`` (sphere VAEs with s-vae-pytorch's sampler), with the runs of
     ``sweep`` that have exactly its settings except the sampler (the exact sphere) and
     except the geometry (the Euclidean VAE):
-    ``{"latent_dim", "epochs", "svae": Cell, "exact": Cell | None, "euclidean": Cell | None}``
-    (IWAE cells; several seeds make one cell)."""
+    ``{"latent_dim", "epochs", "initial_concentration", "svae": Cell, "exact": Cell | None,
+    "euclidean": Cell | None}`` (IWAE cells; several seeds make one cell). The sphere's
+    initial concentration is not a setting of the Euclidean VAE, so it is ignored there."""
     base = db.runs(dataset="mnist", sweep=sweep or DEFAULT_SWEEP["sampler"])
+    sampler_free = ("seed", "sphere_posterior")
+    sphere_free = sampler_free + ("initial_concentration",)
     out = []
     groups: dict[str, list[dict]] = defaultdict(list)
     for r in db.runs(dataset="mnist", sweep=ablation_sweep, geometry="sphere"):
         if r["config"]["train"].get("sphere_posterior") == "vmf_svae" and r.get("iwae") is not None:
-            groups[_setting_key(r, ("seed", "sphere_posterior"))].append(r)
+            groups[_setting_key(r, sampler_free)].append(r)
     for key, runs in groups.items():
         seeds = {r["seed"] for r in runs}
+        plane_key = _setting_key(runs[0], sphere_free)
         exact = [r for r in base if r["geometry"] == "sphere" and r["seed"] in seeds
-                 and _setting_key(r, ("seed", "sphere_posterior")) == key]
+                 and _setting_key(r, sampler_free) == key]
         plane = [r for r in base if r["geometry"] == "euclidean" and r["seed"] in seeds
-                 and _setting_key(r, ("seed", "sphere_posterior"), geometry="sphere") == key]
+                 and _setting_key(r, sphere_free, geometry="sphere") == plane_key]
 
         def one(rs):
             return next(iter(next(iter(cells(rs, "iwae").values())).values())) if rs else None
 
-        out.append({"latent_dim": runs[0]["latent_dim"], "epochs": runs[0]["config"]["train"]["epochs"],
+        train = runs[0]["config"]["train"]
+        out.append({"latent_dim": runs[0]["latent_dim"], "epochs": train["epochs"],
+                    "initial_concentration": train.get("initial_concentration",
+                                                       LATER_SETTINGS["initial_concentration"]),
                     "svae": one(runs), "exact": one(exact), "euclidean": one(plane)})
-    return sorted(out, key=lambda r: (r["latent_dim"], r["epochs"]))
+    return sorted(out, key=lambda r: (r["latent_dim"], r["epochs"], r["initial_concentration"]))
 
 
 # ---------------------------------------------------------------------- formatting
@@ -302,14 +311,14 @@ def _table_records(db: ResultsDB, dataset: str, kind: str, sweep: str | None, pu
         if dataset != "mnist":
             raise ConfigError("the sampler ablation is defined on mnist only")
         rows = sampler_ablation_rows(db, sweep)
-        header = ["d", "epochs", "Euclidean", "Sphere, exact sampler", "Sphere, s-vae sampler",
-                  "exact - s-vae"]
+        header = ["d", "epochs", "initial kappa", "Euclidean", "Sphere, exact sampler",
+                  "Sphere, s-vae sampler", "exact - s-vae"]
         if published:
             header += ["N-VAE (Davidson)", "S-VAE (Davidson)"]
         body = []
         for r in rows:
             e, x, sv = r["euclidean"], r["exact"], r["svae"]
-            line = [str(r["latent_dim"]), f"{r['epochs']} cap"]
+            line = [str(r["latent_dim"]), f"{r['epochs']} cap", f"{r['initial_concentration']:g}"]
             line += [_fmt_iwae(c) for c in (e, x, sv)]
             line.append(_fmt_iwae(None) if x is None else _fmt_difference(x, sv))
             if published:

@@ -17,7 +17,7 @@ import torch
 from .data.base import DatasetBundle, Split
 from .errors import ConfigError, TrainingError
 from .models import GEOMETRIES, LIKELIHOODS, VAE, ModelConfig
-from .models.latent import check_sphere_posterior
+from .models.latent import INITIAL_CONCENTRATION, check_sphere_settings
 
 #: The likelihood each dataset gets unless one is chosen. MNIST and LFW use the
 #: post's BCE so ELBOs compare with its tables; QM9 uses the von Mises angle
@@ -49,11 +49,13 @@ class TrainConfig:
     dataset_options: dict = field(default_factory=dict)
     #: the sphere's posterior family (models.SPHERE_POSTERIORS); only "vmf" elsewhere
     sphere_posterior: str = "vmf"
+    #: the sphere encoder's concentration at initialisation (models.latent.INITIAL_CONCENTRATION)
+    initial_concentration: float = INITIAL_CONCENTRATION
 
     def __post_init__(self):
         if self.geometry not in GEOMETRIES:
             raise ConfigError(f"unknown geometry {self.geometry!r}; choose one of {', '.join(GEOMETRIES)}")
-        check_sphere_posterior(self.geometry, self.sphere_posterior)
+        check_sphere_settings(self.geometry, self.sphere_posterior, self.initial_concentration)
         if self.likelihood is None:
             self.likelihood = DEFAULT_LIKELIHOOD.get(self.dataset, "bernoulli")
         if self.likelihood not in LIKELIHOODS:
@@ -112,6 +114,8 @@ class TrainConfig:
             parts.append(f"--binarize {self.binarize}")
         if self.sphere_posterior != "vmf":
             parts.append(f"--sphere-posterior {self.sphere_posterior}")
+        if self.initial_concentration != INITIAL_CONCENTRATION:
+            parts.append(f"--initial-concentration {self.initial_concentration:g}")
         for key, value in sorted(self.dataset_options.items()):
             parts.append(f"--data-option {key}={value}")
         if out is not None:
@@ -140,7 +144,8 @@ def model_config_for(cfg: TrainConfig, bundle: DatasetBundle) -> ModelConfig:
     return ModelConfig(input_dim=bundle.input_dim, geometry=cfg.geometry, latent_dim=cfg.latent_dim,
                        hidden=cfg.hidden, layers=cfg.layers, likelihood=cfg.likelihood,
                        activation=cfg.activation, input_shape=tuple(bundle.input_shape),
-                       sphere_posterior=cfg.sphere_posterior)
+                       sphere_posterior=cfg.sphere_posterior,
+                       initial_concentration=cfg.initial_concentration)
 
 
 def _check_finite_data(split: Split, name: str) -> None:

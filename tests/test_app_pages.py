@@ -259,7 +259,7 @@ def test_elbo_tables_show_the_post_beside_ours(app, tmp_path, monkeypatch):
     assert any("d = 20: the sphere (S-VAE) wins" in m.value for m in app.markdown)
     assert any("the exact sampler's sphere scores -88.60, s-vae's -91.00 (+2.40 nats ± 0.14)" in m.value
                for m in app.markdown)
-    assert any(m.value.startswith("| d | epochs | Euclidean | Sphere, exact sampler") for m in app.markdown)
+    assert any(m.value.startswith("| d | epochs | initial kappa | Euclidean | Sphere, exact") for m in app.markdown)
     assert any("not shown" in m.value for m in app.markdown)  # Nagano et al.'s numbers
     app.toggle(key="elbo_only_ours").set_value(False).run()
     app.radio(key="elbo_dataset").set_value("lfw").run()
@@ -321,6 +321,7 @@ def test_train_page_refuses_bad_settings_and_runs_a_job(app, runs):
     app.selectbox(key="train_dataset").set_value("lfw")
     app.selectbox(key="train_geometry").set_value("sphere").run()
     app.selectbox(key="train_sphere_posterior").set_value("power_spherical")
+    app.number_input(key="train_initial_kappa").set_value(2.5)
     app.number_input(key="train_latent_dim").set_value(2)
     app.number_input(key="train_layers").set_value(1)
     app.number_input(key="train_hidden").set_value(16)
@@ -333,8 +334,8 @@ def test_train_page_refuses_bad_settings_and_runs_a_job(app, runs):
     (job,) = jobs.list_jobs(runs)
     done = jobs.wait(job.path, timeout=120)
     assert done.state == "done", done.error
-    assert json.loads((done.checkpoint / "config.json").read_text())["model"]["sphere_posterior"] == \
-        "power_spherical"
+    model_cfg = json.loads((done.checkpoint / "config.json").read_text())["model"]
+    assert (model_cfg["sphere_posterior"], model_cfg["initial_concentration"]) == ("power_spherical", 2.5)
     app.run()  # coming back to the page shows the finished run
     assert_clean(app)
     assert any("**done**" in m.value for m in app.markdown)

@@ -46,6 +46,8 @@ def test_help_lists_commands():
     (["train", "--dataset", "cifar"], ["unknown dataset", "mnist"]),
     (["train", "--sphere-posterior", "bingham"], ["invalid choice: 'bingham'"]),
     (["train", "--sphere-posterior", "vmf_svae"], ["needs the sphere geometry"]),
+    (["train", "--initial-concentration", "0"], ["--initial-concentration", "positive number"]),
+    (["train", "--geometry", "sphere", "--initial-concentration", "0.5"], ["above 1"]),
     (["evaluate", "/nonexistent/ckpt"], ["does not exist"]),
     (["list", "/nonexistent/root"], ["is not a folder"]),
     (["frobnicate"], ["invalid choice: 'frobnicate'"]),

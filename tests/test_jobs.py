@@ -25,14 +25,15 @@ def tiny(**kw) -> TrainConfig:
 
 def test_cli_arguments_reproduce_the_config(tmp_path):
     cfg = tiny(geometry="sphere", latent_dim=5, lr=3e-4, kl_warmup_epochs=2, early_stopping=3,
-               dataset_options={"max_molecules": 100}, sphere_posterior="power_spherical")
+               dataset_options={"max_molecules": 100}, sphere_posterior="power_spherical",
+               initial_concentration=1.7)
     argv = jobs.cli_arguments(cfg, tmp_path / "out", tmp_path / "p.jsonl", tmp_path / "stop", iwae_samples=7)
     args = build_parser().parse_args(argv)
     assert (args.dataset, args.geometry, args.latent_dim, args.hidden, args.layers) == ("lfw", "sphere", 5, 16, 1)
     assert (args.epochs, args.batch_size, args.lr, args.seed) == (2, 64, 3e-4, 0)
     assert (args.kl_warmup_epochs, args.early_stopping, args.max_examples, args.iwae_samples) == (2, 3, 200, 7)
     assert dict(args.data_option) == {"max_molecules": 100}
-    assert args.sphere_posterior == "power_spherical"
+    assert args.sphere_posterior == "power_spherical" and args.initial_concentration == 1.7
     assert args.out == str(tmp_path / "out") and args.stop_file == str(tmp_path / "stop")
 
 

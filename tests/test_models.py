@@ -111,6 +111,9 @@ def test_von_mises_angle_likelihood():
     ({"layers": -1}, "layers must be a non-negative integer"),
     ({"geometry": "sphere", "sphere_posterior": "bingham"}, "unknown sphere posterior 'bingham'"),
     ({"sphere_posterior": "power_spherical"}, "needs the sphere geometry, not 'euclidean'"),
+    ({"geometry": "sphere", "initial_concentration": 1.0}, "initial concentration must be a number above 1"),
+    ({"geometry": "sphere", "initial_concentration": float("nan")}, "initial concentration must be"),
+    ({"initial_concentration": 3.0}, "initial concentration needs the sphere geometry"),
 ])
 def test_config_errors(kwargs, match):
     base = dict(input_dim=64, geometry="euclidean", latent_dim=2)
@@ -155,6 +158,9 @@ def test_sphere_encoder_starts_at_an_informative_concentration():
 
     q = SphereLatent(16, 2).posterior(torch.zeros(3, 16))
     assert torch.allclose(q.concentration, torch.full((3,), INITIAL_CONCENTRATION), rtol=1e-6)
+    # s-vae-pytorch's starting point, softplus(0) + 1
+    q = SphereLatent(16, 2, initial_concentration=1.0 + math.log(2.0)).posterior(torch.zeros(3, 16))
+    assert torch.allclose(q.concentration, torch.full((3,), 1.0 + math.log(2.0)), rtol=1e-6)
 
 
 @pytest.mark.parametrize("posterior, cls_name", [("vmf", "VonMisesFisher"), ("vmf_svae", "SvaeVonMisesFisher"),

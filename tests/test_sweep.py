@@ -48,8 +48,20 @@ def test_sphere_posterior_goes_to_the_sphere_runs_and_old_keys_stay():
     assert ablation[0]["key"] == plain[0]["key"] and ablation[1]["key"] != plain[1]["key"]
     # a run recorded before the setting existed had no sphere_posterior in its config:
     # its key is what the same run gets now with the default
-    before = {**plain[1], "train": {k: v for k, v in plain[1]["train"].items() if k != "sphere_posterior"}}
+    before = {**plain[1], "train": {k: v for k, v in plain[1]["train"].items()
+                                    if k not in ("sphere_posterior", "initial_concentration")}}
     assert run_key(before) == plain[1]["key"]
+    low = expand(SweepSpec(**{**TINY, "initial_concentration": 1.7}))
+    assert [j["train"]["initial_concentration"] for j in low] == [10.0, 1.7]
+    assert low[0]["key"] == plain[0]["key"] and low[1]["key"] != plain[1]["key"]
+
+
+def test_later_settings_record_the_defaults_they_stand_for():
+    from ccvae.models.latent import INITIAL_CONCENTRATION
+    from ccvae.sweep import LATER_SETTINGS
+
+    assert LATER_SETTINGS == {"sphere_posterior": "vmf", "initial_concentration": INITIAL_CONCENTRATION}
+    assert SweepSpec(dataset="mnist").initial_concentration == INITIAL_CONCENTRATION
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -61,6 +73,8 @@ def test_sphere_posterior_goes_to_the_sphere_runs_and_old_keys_stay():
     (dict(name="two words"), "one word"),
     (dict(sphere_posterior="bingham"), "unknown sphere posterior"),
     (dict(geometries=("euclidean",), sphere_posterior="vmf_svae"), "applies to sphere runs"),
+    (dict(geometries=("hyperbolic",), initial_concentration=2.0), "applies to sphere"),
+    (dict(initial_concentration=0.5), "above 1"),
 ])
 def test_bad_specs_are_refused(kwargs, message):
     with pytest.raises(ConfigError, match=message):

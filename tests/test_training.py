@@ -103,6 +103,7 @@ def test_nan_in_data_is_reported(blobs):
     ({"device": "tpu"}, "device must be auto, cpu or cuda"),
     ({"sphere_posterior": "vmf_svae"}, "needs the sphere geometry"),
     ({"geometry": "sphere", "sphere_posterior": "bingham"}, "unknown sphere posterior"),
+    ({"initial_concentration": 5.0}, "initial concentration needs the sphere geometry"),
 ])
 def test_bad_settings(kwargs, match):
     with pytest.raises(ConfigError, match=match):
@@ -113,3 +114,5 @@ def test_the_reproducing_command_names_a_non_default_sphere_posterior():
     assert "--sphere-posterior" not in cfg(geometry="sphere").cli_command()
     assert "--sphere-posterior power_spherical" in cfg(geometry="sphere",
                                                        sphere_posterior="power_spherical").cli_command()
+    assert "--initial-concentration" not in cfg(geometry="sphere").cli_command()
+    assert "--initial-concentration 1.7" in cfg(geometry="sphere", initial_concentration=1.7).cli_command()

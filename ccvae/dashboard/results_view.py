@@ -209,7 +209,9 @@ def sampler_ablation_verdict(rows: list[dict[str, Any]]) -> list[str]:
         if x is None:
             continue
         gap = x.value - sv.value
-        text = (f"d = {r['latent_dim']} ({r['epochs']}-epoch cap): the exact sampler's sphere scores "
+        start = ("" if r["initial_concentration"] == tables.LATER_SETTINGS["initial_concentration"]
+                 else f", κ starting at {r['initial_concentration']:g}")
+        text = (f"d = {r['latent_dim']} ({r['epochs']}-epoch cap{start}): the exact sampler's sphere scores "
                 f"{x.value:.2f}, s-vae's {sv.value:.2f} ({gap:+.2f} nats")
         if x.sem is not None and sv.sem is not None:
             se = math.hypot(x.sem, sv.sem)

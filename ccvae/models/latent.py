@@ -155,12 +155,21 @@ SPHERE_POSTERIOR_LABELS = {
 }
 
 
-def check_sphere_posterior(geometry: str, name: str) -> None:
-    """ConfigError unless ``name`` is a known sphere posterior, used on the sphere."""
+def check_sphere_settings(geometry: str, name: str,
+                           initial_concentration: float = INITIAL_CONCENTRATION) -> None:
+    """ConfigError unless ``name`` is a known sphere posterior and
+    ``initial_concentration`` a number above ``MIN_CONCENTRATION``, and unless both are
+    at their defaults off the sphere."""
     if name not in SPHERE_POSTERIORS:
         raise ConfigError(f"unknown sphere posterior {name!r}; choose one of {', '.join(SPHERE_POSTERIORS)}")
     if name != "vmf" and geometry != "sphere":
         raise ConfigError(f"sphere posterior {name!r} needs the sphere geometry, not {geometry!r}")
+    k0 = initial_concentration
+    if isinstance(k0, bool) or not isinstance(k0, (int, float)) or not MIN_CONCENTRATION < k0 < 1e6:
+        raise ConfigError(f"initial concentration must be a number above {MIN_CONCENTRATION:g} (the floor) "
+                          f"and below 1e6, got {k0!r}")
+    if k0 != INITIAL_CONCENTRATION and geometry != "sphere":
+        raise ConfigError(f"an initial concentration needs the sphere geometry, not {geometry!r}")
 
 
 class SphereLatent(Latent):
@@ -170,14 +179,15 @@ class SphereLatent(Latent):
     geometry = "sphere"
     manifold_cls = Sphere
 
-    def __init__(self, in_features: int, dim: int, posterior: str = "vmf"):
+    def __init__(self, in_features: int, dim: int, posterior: str = "vmf",
+                 initial_concentration: float = INITIAL_CONCENTRATION):
         super().__init__(in_features, dim)
-        check_sphere_posterior(self.geometry, posterior)
+        check_sphere_settings(self.geometry, posterior, initial_concentration)
         self.posterior_cls = SPHERE_POSTERIORS[posterior]
         self.loc_head = nn.Linear(in_features, dim + 1)
         self.concentration_head = nn.Linear(in_features, 1)
         with torch.no_grad():  # softplus^-1(k) = log(expm1(k)), see INITIAL_CONCENTRATION
-            self.concentration_head.bias.fill_(math.log(math.expm1(INITIAL_CONCENTRATION - MIN_CONCENTRATION)))
+            self.concentration_head.bias.fill_(math.log(math.expm1(initial_concentration - MIN_CONCENTRATION)))
 
     def posterior(self, h):
         raw = self.loc_head(h)
@@ -239,11 +249,13 @@ GEOMETRIES = {
 }
 
 
-def make_latent(geometry: str, in_features: int, dim: int, sphere_posterior: str = "vmf") -> Latent:
+def make_latent(geometry: str, in_features: int, dim: int, sphere_posterior: str = "vmf",
+                initial_concentration: float = INITIAL_CONCENTRATION) -> Latent:
     if geometry not in GEOMETRIES:
         raise ConfigError(
             f"unknown geometry {geometry!r}; choose one of {', '.join(GEOMETRIES)}")
-    check_sphere_posterior(geometry, sphere_posterior)
+    check_sphere_settings(geometry, sphere_posterior, initial_concentration)
     if geometry == "sphere":
-        return SphereLatent(in_features, dim, posterior=sphere_posterior)
+        return SphereLatent(in_features, dim, posterior=sphere_posterior,
+                            initial_concentration=initial_concentration)
     return GEOMETRIES[geometry](in_features, dim)

@@ -11,7 +11,7 @@ from torch import nn
 from torch.distributions import Distribution
 
 from ..errors import ConfigError
-from .latent import GEOMETRIES, Latent, check_sphere_posterior, make_latent
+from .latent import GEOMETRIES, INITIAL_CONCENTRATION, Latent, check_sphere_settings, make_latent
 from .likelihoods import LIKELIHOODS, Likelihood, make_likelihood
 from .networks import mlp, trunk_width
 
@@ -31,6 +31,8 @@ class ModelConfig:
     likelihood_kwargs: dict = field(default_factory=dict)
     #: the sphere's posterior family (``latent.SPHERE_POSTERIORS``); "vmf" elsewhere
     sphere_posterior: str = "vmf"
+    #: the sphere's concentration for zero encoder features at initialisation
+    initial_concentration: float = INITIAL_CONCENTRATION
 
     def __post_init__(self):
         if self.geometry not in GEOMETRIES:
@@ -39,7 +41,7 @@ class ModelConfig:
         if self.likelihood not in LIKELIHOODS:
             raise ConfigError(
                 f"unknown likelihood {self.likelihood!r}; choose one of {', '.join(LIKELIHOODS)}")
-        check_sphere_posterior(self.geometry, self.sphere_posterior)
+        check_sphere_settings(self.geometry, self.sphere_posterior, self.initial_concentration)
         for name in ("input_dim", "latent_dim"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -92,7 +94,8 @@ class VAE(nn.Module):
         c = config
         self.encoder = mlp(c.input_dim, c.widths, activation=c.activation)
         self.latent: Latent = make_latent(c.geometry, trunk_width(c.input_dim, c.widths), c.latent_dim,
-                                          sphere_posterior=c.sphere_posterior)
+                                          sphere_posterior=c.sphere_posterior,
+                                          initial_concentration=c.initial_concentration)
         self.decoder = mlp(self.latent.ambient_dim, c.widths[::-1], c.input_dim, activation=c.activation)
         self.likelihood: Likelihood = make_likelihood(c.likelihood, **c.likelihood_kwargs)
 
