@@ -164,12 +164,16 @@ def sampler_ablation_rows(db: ResultsDB, sweep: str | None = None,
                           ablation_sweep: str = ABLATION_SWEEP) -> list[dict[str, Any]]:
     """The vMF sampler ablation, like for like: one dict per configuration of
     ``ablation_sweep`` (sphere VAEs with s-vae-pytorch's sampler), with the runs of
-    ``sweep`` that have exactly its settings except the sampler (the exact sphere) and
-    except the geometry (the Euclidean VAE):
+    ``sweep`` (or exact-sampler controls in ``ablation_sweep``) that have exactly its
+    settings except the sampler (the exact sphere) and except the geometry (the
+    Euclidean VAE):
     ``{"latent_dim", "epochs", "initial_concentration", "svae": Cell, "exact": Cell | None,
     "euclidean": Cell | None}`` (IWAE cells; several seeds make one cell). The sphere's
     initial concentration is not a setting of the Euclidean VAE, so it is ignored there."""
-    base = db.runs(dataset="mnist", sweep=sweep or DEFAULT_SWEEP["sampler"])
+    # partners come from the main sweep, or from controls run in the ablation's own sweep
+    base = db.runs(dataset="mnist", sweep=sweep or DEFAULT_SWEEP["sampler"]) + [
+        r for r in db.runs(dataset="mnist", sweep=ablation_sweep)
+        if r["config"]["train"].get("sphere_posterior", "vmf") == "vmf"]
     sampler_free = ("seed", "sphere_posterior")
     sphere_free = sampler_free + ("initial_concentration",)
     out = []

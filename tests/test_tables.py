@@ -112,9 +112,14 @@ def test_sampler_ablation_pairs_runs_that_differ_only_in_the_sampler(tmp_path):
     db.record(plain)  # the exact sampler in the ablation's sweep: not an ablation run
     low = make_row(sweep="davidson-svae", geometry="sphere", iwae=-91.0, **common)
     low["config_json"]["train"].update(sphere_posterior="vmf_svae", initial_concentration=1.7)
-    db.record(low)  # another start: no exact partner here, but the same Euclidean one
+    db.record(low)  # another start: no exact partner yet, but the same Euclidean one
     low_row, row = tables.sampler_ablation_rows(db)  # sorted by initial kappa
     assert (low_row["initial_concentration"], low_row["exact"], low_row["euclidean"].value) == (1.7, None, -93.35)
+    control = make_row(sweep="davidson-svae", geometry="sphere", iwae=-94.0, **common)
+    control["config_json"]["train"]["initial_concentration"] = 1.7  # an exact-sampler control
+    db.record(control)
+    low_row, row = tables.sampler_ablation_rows(db)
+    assert low_row["exact"].value == -94.0 and row["exact"].value == -92.92
     assert (row["latent_dim"], row["epochs"], row["initial_concentration"]) == (20, 100, 10.0)
     assert (row["euclidean"].value, row["exact"].value, row["svae"].value) == (-93.35, -92.92, -95.02)
     text = tables.render(db, "mnist", kind="sampler", fmt="text")
