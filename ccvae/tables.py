@@ -64,8 +64,8 @@ class Cell:
 
 
 def _group_key(row: dict[str, Any]) -> str:
-    train = {k: v for k, v in row["config"]["train"].items() if k not in ("seed", "data_dir", "device")}
-    return repr(sorted(train.items())) + repr(sorted(row["config"]["eval"].items()))
+    """Runs with equal keys differ only in their seed (and where they ran)."""
+    return _setting_key(row, ("seed",))
 
 
 def _std(values: list[float]) -> float | None:

@@ -43,6 +43,16 @@ def test_cells_average_seeds_and_keep_one_configuration(db):
     assert row["best_ours"] == "euclidean" and row["best_post"] == "sphere"
 
 
+def test_a_seed_run_after_a_setting_was_added_joins_the_older_seeds(tmp_path):
+    db = ResultsDB(tmp_path / "r.sqlite")
+    db.record(make_row(geometry="sphere", elbo=-140.0, seed=0))  # recorded before the setting existed
+    newer = make_row(geometry="sphere", elbo=-144.0, seed=1, finished_at="2026-11-22T20:00:00+00:00")
+    newer["config_json"]["train"].update(sphere_posterior="vmf", initial_concentration=10.0)
+    db.record(newer)
+    cell = tables.cells(db.runs())[(2, 1)]["sphere"]
+    assert (cell.n_seeds, cell.value) == (2, -142.0)
+
+
 def test_significance_against_the_post(db):
     row = next(r for r in tables.elbo_rows(db, "mnist") if (r["latent_dim"], r["layers"]) == (2, 1))
     z_e = (-140.0 + 170.8) / math.hypot(6.0, 9.9)
