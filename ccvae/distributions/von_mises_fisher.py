@@ -290,10 +290,12 @@ def implicit_w_gradient(kappa: torch.Tensor, omega: torch.Tensor, m: int,
         phi_mode = 2.0 * torch.asin(torch.sqrt(0.5 * u_mode))
         log_sin2_w = torch.log(sin2_w)
 
-        def drop_and_slope(u, log_sin2):  # Delta(u) and Delta'(u)
-            return (k * (u - u_mode) - h * (log_sin2 - log_sin2_mode),
-                    k - mm2 * (1.0 - u) / torch.exp(log_sin2))
-        drop_w = drop_and_slope(u_w, log_sin2_w)[0]
+        def drop(u, log_sin2):  # Delta(u)
+            return k * (u - u_mode) - h * (log_sin2 - log_sin2_mode)
+
+        def slope(u, log_sin2):  # Delta'(u)
+            return k - mm2 * (1.0 - u) / torch.exp(log_sin2)
+        drop_w = drop(u_w, log_sin2_w)
     else:  # the circle: Lambda = kappa cos(phi), mode at phi = 0, Delta(u) = kappa u
         sigma, phi_mode = torch.rsqrt(k), 0.0
         drop_w = k * u_w
@@ -304,8 +306,8 @@ def implicit_w_gradient(kappa: torch.Tensor, omega: torch.Tensor, m: int,
     s0 = torch.sin(0.5 * start)
     u0 = 2.0 * s0 * s0
     if m > 2:
-        drop0, slope0 = drop_and_slope(u0, torch.log(u0 * (2.0 - u0)))
-        u_cut = u0 + (level - drop0) / slope0
+        log_sin2_0 = torch.log(u0 * (2.0 - u0))
+        u_cut = u0 + (level - drop(u0, log_sin2_0)) / slope(u0, log_sin2_0)
     else:
         u_cut = level / k
     u_cut = u_cut.clamp(0.0, 2.0)
