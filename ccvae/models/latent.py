@@ -254,8 +254,8 @@ def make_latent(geometry: str, in_features: int, dim: int, sphere_posterior: str
     if geometry not in GEOMETRIES:
         raise ConfigError(
             f"unknown geometry {geometry!r}; choose one of {', '.join(GEOMETRIES)}")
-    check_sphere_settings(geometry, sphere_posterior, initial_concentration)
-    if geometry == "sphere":
+    if geometry == "sphere":  # SphereLatent checks its own settings
         return SphereLatent(in_features, dim, posterior=sphere_posterior,
                             initial_concentration=initial_concentration)
+    check_sphere_settings(geometry, sphere_posterior, initial_concentration)  # defaults only, here
     return GEOMETRIES[geometry](in_features, dim)
