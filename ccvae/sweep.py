@@ -30,9 +30,11 @@ import json
 import math
 import os
 import platform
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
@@ -335,11 +337,33 @@ def _init_worker(threads: int, progress_queue=None) -> None:
 
 
 def _stop_pool(pool: ProcessPoolExecutor) -> None:
-    """Cancel queued runs and end the workers now (their runs are lost, never half-recorded)."""
+    """Cancel queued runs and end the workers now (their runs are lost, never half-recorded).
+
+    The worker processes are listed before ``shutdown``, which forgets them: terminated
+    after it, none would be, and the driver would wait at exit for the runs under way
+    to finish (and then drop their results)."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
-    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+    for proc in procs:
         if proc.is_alive():
             proc.terminate()
+    for proc in procs:
+        proc.join(timeout=10)
+
+
+def _sigterm_as_interrupt() -> Callable[[], None]:
+    """Make SIGTERM to the driver (``kill PID``, a batch scheduler) stop the sweep as
+    Ctrl-C does: workers ended, finished runs kept. Returns the function that restores
+    the previous handler. Only in the main thread (Python delivers signals there; a
+    dashboard's script thread leaves the handlers alone)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def _drain(progress_queue, on_epoch) -> None:
@@ -497,6 +521,7 @@ def run_sweep(spec: SweepSpec, db: ResultsDB, *, workers: int | None = None, bac
             bar.update(1)
 
     t0 = time.perf_counter()
+    restore_sigterm = _sigterm_as_interrupt()
     try:
         if backend == "local":
             if workers == 1:
@@ -516,6 +541,7 @@ def run_sweep(spec: SweepSpec, db: ResultsDB, *, workers: int | None = None, bac
     except KeyboardInterrupt:
         report.interrupted = True
     finally:
+        restore_sigterm()
         report.seconds = time.perf_counter() - t0
         if bar is not None:
             bar.close()

@@ -173,6 +173,60 @@ def test_killed_sweep_keeps_finished_runs_and_redoes_the_killed_one(tmp_path):
     assert out.stdout.count("todo") == 1
 
 
+def _children(pid: int) -> set[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return {int(c) for c in f.read().split()}
+    except FileNotFoundError:
+        return set()
+
+
+def _alive(pid: int) -> bool:
+    try:  # a zombie (exited, not yet reaped) counts as gone
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="reads worker processes from /proc")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_stopping_the_driver_alone_ends_its_workers(tmp_path, sig):
+    """kill -INT / kill PID to the sweep's own process (not its group, as a terminal's
+    Ctrl-C would) must end the worker processes too, not leave them training."""
+    db_path = tmp_path / "r.sqlite"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    runs = ("--geometries", "euclidean,sphere", "--epochs", "100000", "--early-stopping", "100000",
+            "--workers", "2")
+    proc = subprocess.Popen(_sweep_cmd(db_path, *runs), cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        workers: set[int] = set()
+        while len(workers) < 3:  # the two workers and multiprocessing's resource tracker
+            if proc.poll() is not None:
+                pytest.fail(f"sweep ended early: {proc.stderr.read().decode()[-2000:]}")
+            if time.time() > deadline:
+                pytest.fail("the sweep did not start its workers within 300 s")
+            workers = _children(proc.pid)
+            time.sleep(0.2)
+        time.sleep(3.0)  # the workers are importing or training
+        os.kill(proc.pid, sig)
+        assert proc.wait(60) == 130, proc.stderr.read().decode()[-2000:]
+        deadline = time.time() + 20
+        while any(_alive(p) for p in workers) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not [p for p in workers if _alive(p)], "worker processes outlived the sweep"
+    finally:  # the sweep's session: the driver and any worker it left behind
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(30)
+    assert "interrupted" in proc.stdout.read().decode()
+    assert len(ResultsDB(db_path)) == 0
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_every_epoch_of_every_run_is_reported_to_the_driver(tmp_path, workers):
     """Long runs show their epochs (from worker processes too), not just 0/1 runs."""
