@@ -5,7 +5,13 @@ batch 128, on real MNIST batches when ../shared/data/mnist is there (random
 pixels otherwise: the cost is the same). All geometries are timed in the same
 run, interleaved, and the script prints ms/step and the ratio to Euclidean.
 
-    .venv/bin/python benchmarks/bench_training_step.py [--latent-dims 2,10] [--steps 200]
+    .venv/bin/python benchmarks/bench_training_step.py [--latent-dims 2,10] [--steps 200] [--threads 1]
+
+One intra-op thread by default, as a sweep's worker uses: on a 2-core machine with
+other work running, torch's second thread waits on a busy core and every step slows
+by two orders of magnitude (measured: 320 ms/step with 2 threads beside two training
+runs, against 5-7 ms with 1), which measures the machine's load, not the step.
+``--threads 0`` keeps torch's default.
 """
 
 from __future__ import annotations
@@ -46,7 +52,13 @@ def main():
     p.add_argument("--latent-dims", default="2,10")
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch.set_num_threads (default 1; 0 keeps torch's own default)")
     args = p.parse_args()
+    if args.threads < 0:
+        p.error(f"--threads must be >= 0, got {args.threads}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     data, source = batches(args.steps, 128)
     print(f"# training step, 784-256-128 MLP, batch 128, {source}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads")

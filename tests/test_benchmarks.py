@@ -34,6 +34,7 @@ def test_bench_distributions_prints_every_table():
 
 def test_bench_training_step_prints_the_ratios_to_euclidean():
     out = run_script("benchmarks/bench_training_step.py", "--latent-dims", "2", "--steps", "3",
-                     "--rounds", "1")
+                     "--rounds", "1", "--threads", "2")
     assert "sphere" in out and "hyperbolic" in out
+    assert "2 threads" in out  # --threads is honoured (OMP_NUM_THREADS=1 here)
     assert ratios(out) and all(0 < r < 1e3 for r in ratios(out))
