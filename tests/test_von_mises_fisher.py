@@ -302,19 +302,34 @@ def dw_dkappa_reference(m: int, kappa: float, w: float) -> float:
         return float(sign * s_th * mpmath.quad(integrand, mpmath.linspace(lo, hi, n + 1)))
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])  # CPU default, and other devices
 @pytest.mark.parametrize("m,kappa", [(2, 0.5), (3, 2.0), (4, 30.0), (10, 20.0), (41, 10.0),
                                      (200, 100.0), (1000, 1e4), (50, 1e-3)])
-def test_implicit_gradient_quadrature_matches_mpmath(m, kappa):
+def test_implicit_gradient_quadrature_matches_mpmath(m, kappa, backend):
     k = torch.tensor(kappa, dtype=F64)
     a = iv_ratio(0.5 * m - 1, k).item()
     sd = math.sqrt(iv_ratio_derivative(0.5 * m - 1, k).item())
     # both sides of the mean, the bulk and the tails (4 to 6 standard deviations)
     ws = [a - 6 * sd, a - 1.5 * sd, a + 0.3 * sd, a + 2 * sd, 1 - 0.02 * (1 - a)]
     ws = [w for w in ws if -1 < w < 1]
-    got = implicit_w_gradient(k.expand(len(ws)), torch.tensor([1 - w for w in ws], dtype=F64), m)
+    got = implicit_w_gradient(k.expand(len(ws)), torch.tensor([1 - w for w in ws], dtype=F64), m,
+                              backend=backend)
+    assert got.dtype == F64 and got.shape == (len(ws),)
     for w, g in zip(ws, got.tolist()):
         ref = dw_dkappa_reference(m, kappa, w)
         assert abs(g - ref) <= 1e-8 * abs(ref), (m, kappa, w, g, ref)
+
+
+def test_implicit_gradient_backends_agree_and_unknown_one_is_refused():
+    torch.manual_seed(3)
+    for m in (2, 3, 10, 200):
+        kappa = torch.logspace(-2, 4, 64, dtype=F64)
+        omega = sample_one_minus_w(kappa, m)
+        a = implicit_w_gradient(kappa, omega, m, backend="numpy")
+        b = implicit_w_gradient(kappa, omega, m, backend="torch")
+        assert torch.allclose(a, b, rtol=1e-12, atol=0), m
+    with pytest.raises(ValueError, match="backend"):
+        implicit_w_gradient(kappa, omega, 10, backend="jax")
 
 
 def test_loc_gradient_gradcheck_through_the_reflection():

@@ -86,6 +86,9 @@ QUADRATURE_NODES = 20
 #: The quadrature window drops the integrand where it is below e^-40 (4e-18) of its
 #: value at the sample and at the mode: a relative truncation error below 1e-16.
 QUADRATURE_LOG_DROP = 40.0
+#: Smallest positive normal float64: the floor of 1 - w in the quadrature (w = 1 exactly
+#: has probability 0; it keeps log(1 - w) finite if rounding produces it).
+_FLOAT64_TINY = torch.finfo(torch.float64).tiny
 #: Gaussian estimates of the window, in units of the mode's curvature radius sigma:
 #: the log density falls like a Gaussian of that sigma to the left, and at worst like
 #: one of sqrt(2) sigma to the right (large kappa: -kappa phi^2/2 + (m-2) log phi).
@@ -237,10 +240,18 @@ def _gauss_legendre(n: int, device: torch.device) -> tuple[torch.Tensor, torch.T
 
 
 def implicit_w_gradient(kappa: torch.Tensor, omega: torch.Tensor, m: int,
-                        one_minus_mean: torch.Tensor | None = None) -> torch.Tensor:
+                        one_minus_mean: torch.Tensor | None = None,
+                        backend: str | None = None) -> torch.Tensor:
     r"""dw/dkappa at the sample w = 1 - omega (float64 tensors of one shape; float64 out).
 
     ``one_minus_mean``: 1 - A_m(kappa), if already known (else computed).
+    ``backend``: ``"numpy"`` or ``"torch"``, the library that does the arithmetic; by
+    default numpy for CPU tensors and torch on other devices. The formula is written
+    once (``_implicit_w_gradient``) with the functions both libraries share. About 100
+    elementwise operations on (nodes x samples) arrays make it up; at the batch sizes of
+    a training step each costs torch ~4 us of dispatch whatever its size and numpy ~1 us
+    (measured at 128 samples: 411 us in torch, 110 us in numpy, the same values to
+    1e-15; at 1024 samples 423 us and 407 us), while on a GPU torch keeps the work there.
 
     dw/dkappa = -(dF/dkappa)/p(w). With t = cos(phi), theta = arccos(w), and p(w)
     moved inside the integral:
@@ -267,56 +278,73 @@ def implicit_w_gradient(kappa: torch.Tensor, omega: torch.Tensor, m: int,
     """
     shape = omega.shape
     k = kappa.reshape(-1)  # flat: the quadrature below is laid out (nodes, n)
-    omega = omega.reshape(-1)
     if one_minus_mean is None:
         one_minus_mean = bessel_terms(0.5 * m - 1.0, k, ratio=True).one_minus_ratio
-    one_minus_mean = one_minus_mean.expand(shape).reshape(-1)
+    args = (k, omega.reshape(-1), one_minus_mean.expand(shape).reshape(-1))
+    nodes, weights = _gauss_legendre(QUADRATURE_NODES, k.device)
+    backend = backend or ("numpy" if k.device.type == "cpu" else "torch")
+    if backend == "numpy":
+        import numpy as np
+
+        arrays = [t.detach().cpu().numpy() for t in (*args, nodes, weights)]
+        # IEEE semantics as in torch: log(0) = -inf and the like without warnings (the
+        # values they reach are replaced by torch.where-style selects, as below).
+        with np.errstate(all="ignore"):
+            out = torch.from_numpy(_implicit_w_gradient(np, *arrays[:3], m, *arrays[3:]))
+        return out.to(k.device).reshape(shape)
+    if backend != "torch":
+        raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}")
+    return _implicit_w_gradient(torch, *args, m, nodes, weights).reshape(shape)
+
+
+def _implicit_w_gradient(xp, k, omega, one_minus_mean, m: int, nodes, weights):
+    """``implicit_w_gradient`` on flat float64 arrays of one library ``xp`` (numpy or
+    torch), with only the functions and in-place forms (``out=``, ``*=``) both offer."""
     upper = omega <= one_minus_mean  # w >= A: integrate over [0, theta]
     # w = 1 exactly has probability 0; the clamp keeps log(u) finite if rounding makes it.
-    u_w = omega.clamp_min(torch.finfo(torch.float64).tiny)  # u at the sample is omega
+    u_w = xp.clip(omega, _FLOAT64_TINY, None)  # u at the sample is omega
     sin2_w = u_w * (2.0 - u_w)  # sin^2(theta)
-    theta = 2.0 * torch.asin(torch.sqrt(0.5 * u_w).clamp_max(1.0))
+    theta = 2.0 * xp.arcsin(xp.clip(xp.sqrt(0.5 * u_w), None, 1.0))
     h = 0.5 * (m - 2)
     if m > 2:
         # Mode of Lambda, kappa sin^2(phi) = (m-2) cos(phi), in the stable root form
         # cos(phi*) = 2 kappa/((m-2) + sqrt((m-2)^2 + 4 kappa^2)), u* = 1 - cos(phi*).
         mm2 = float(m - 2)
-        root = torch.sqrt(4.0 * k * k + mm2 * mm2)
+        root = xp.sqrt(4.0 * k * k + mm2 * mm2)
         inv = 1.0 / (root + mm2)
         cos_mode = 2.0 * k * inv
         u_mode = (mm2 + mm2 * mm2 / (root + 2.0 * k)) * inv
-        log_sin2_mode = torch.log(u_mode * (2.0 - u_mode))
-        sigma = torch.rsqrt(k * (cos_mode + 1.0 / cos_mode))  # 1/sqrt(-Lambda''(phi*))
-        phi_mode = 2.0 * torch.asin(torch.sqrt(0.5 * u_mode))
-        log_sin2_w = torch.log(sin2_w)
+        log_sin2_mode = xp.log(u_mode * (2.0 - u_mode))
+        sigma = 1.0 / xp.sqrt(k * (cos_mode + 1.0 / cos_mode))  # 1/sqrt(-Lambda''(phi*))
+        phi_mode = 2.0 * xp.arcsin(xp.sqrt(0.5 * u_mode))
+        log_sin2_w = xp.log(sin2_w)
 
         def drop(u, log_sin2):  # Delta(u)
             return k * (u - u_mode) - h * (log_sin2 - log_sin2_mode)
 
         def slope(u, log_sin2):  # Delta'(u)
-            return k - mm2 * (1.0 - u) / torch.exp(log_sin2)
+            return k - mm2 * (1.0 - u) / xp.exp(log_sin2)
         drop_w = drop(u_w, log_sin2_w)
     else:  # the circle: Lambda = kappa cos(phi), mode at phi = 0, Delta(u) = kappa u
-        sigma, phi_mode = torch.rsqrt(k), 0.0
+        sigma, phi_mode = 1.0 / xp.sqrt(k), 0.0
         drop_w = k * u_w
     level = drop_w + QUADRATURE_LOG_DROP
-    start = torch.where(upper, torch.minimum(phi_mode - WINDOW_LEFT_SIGMAS * sigma, theta),
-                        torch.maximum(phi_mode + WINDOW_RIGHT_SIGMAS * sigma, theta))
+    start = xp.where(upper, xp.minimum(phi_mode - WINDOW_LEFT_SIGMAS * sigma, theta),
+                     xp.maximum(phi_mode + WINDOW_RIGHT_SIGMAS * sigma, theta))
     inside = (start > 0) & (start < math.pi)  # else the window reaches phi = 0 or pi
-    s0 = torch.sin(0.5 * start)
+    s0 = xp.sin(0.5 * start)
     u0 = 2.0 * s0 * s0
     if m > 2:
-        log_sin2_0 = torch.log(u0 * (2.0 - u0))
+        log_sin2_0 = xp.log(u0 * (2.0 - u0))
         u_cut = u0 + (level - drop(u0, log_sin2_0)) / slope(u0, log_sin2_0)
     else:
         u_cut = level / k
-    u_cut = u_cut.clamp(0.0, 2.0)
-    cut = 2.0 * torch.asin(torch.sqrt(0.5 * u_cut).clamp_max(1.0))
-    cut = torch.where(inside, cut, (~upper).to(k.dtype) * math.pi)  # or 0 / pi
-    lo = torch.where(upper, torch.minimum(cut, theta), theta)
-    hi = torch.where(upper, theta, torch.maximum(cut, theta))
+    cut = 2.0 * xp.arcsin(xp.clip(xp.sqrt(0.5 * xp.clip(u_cut, 0.0, 2.0)), None, 1.0))
+    # or 0 / pi (not bool * pi: torch would make that float32, numpy float64)
+    cut = xp.where(inside, cut, xp.where(upper, xp.zeros_like(cut), xp.full_like(cut, math.pi)))
+    lo = xp.where(upper, xp.minimum(cut, theta), theta)
+    hi = xp.where(upper, theta, xp.maximum(cut, theta))
 
-    nodes, weights = _gauss_legendre(QUADRATURE_NODES, k.device)
     # The (nodes, n) work below is laid out nodes-first, so that every per-sample
     # quantity broadcasts along the contiguous dimension (a (n, 1) operand against
     # (n, nodes) takes CPU kernels off their vectorised path), and runs in place in two
@@ -324,20 +352,31 @@ def implicit_w_gradient(kappa: torch.Tensor, omega: torch.Tensor, m: int,
     # returns memory to the system between calls.
     quarter = 0.25 * (hi - lo)
     # psi = phi/2 at the nodes; u = 1 - cos(phi) = 2 sin^2(psi) stays accurate near 0.
-    u = torch.addcmul(0.25 * (hi + lo), nodes.unsqueeze(-1), quarter).sin_()
-    u.mul_(u).mul_(2.0)
+    u = nodes[:, None] * quarter
+    u += 0.25 * (hi + lo)
+    xp.sin(u, out=u)
+    u *= u
+    u *= 2.0
     # log f = Lambda(phi) - Lambda(theta) = kappa (u_w - u) + (m-2)/2 log(sin^2 phi / sin^2 theta),
     # with no O(kappa) cancellation near phi, theta ~ 0.
-    log_f = torch.sub(u_w, u).mul_(k)
-    work = torch.rsub(u, 2.0)
+    log_f = u_w - u
+    log_f *= k
+    work = 2.0 - u
     if m > 2:
-        log_f.add_(work.mul_(u).log_().sub_(log_sin2_w), alpha=h)
+        work *= u
+        xp.log(work, out=work)
+        work -= log_sin2_w
+        work *= h
+        log_f += work
     # exp(+-700) stays inside float64's normal range (and out of the slow subnormal path
     # of exp); only a sample in an e^-700 tail could reach the upper clamp, and values
     # below e^-700 of the sample's density are negligible against the integral.
-    log_f.clamp_(-700.0, 700.0).exp_()
-    f = torch.sub(one_minus_mean, u, out=work).abs_().mul_(log_f)  # |cos phi - A| e^...
-    return (torch.sqrt(sin2_w) * (2.0 * quarter) * (weights @ f)).reshape(shape)
+    xp.clip(log_f, -700.0, 700.0, out=log_f)
+    xp.exp(log_f, out=log_f)
+    xp.subtract(one_minus_mean, u, out=work)
+    xp.abs(work, out=work)
+    work *= log_f  # |cos phi - A| e^(log f)
+    return xp.sqrt(sin2_w) * (2.0 * quarter) * (weights @ work)
 
 
 # -------------------------------------------------------------------------------------
