@@ -189,6 +189,25 @@ def test_w_marginal_passes_ks_against_the_exact_cdf(m, kappa):
     assert scipy.stats.kstest(w, exact_w_cdf(m, kappa)).pvalue > 1e-3
 
 
+@pytest.mark.parametrize("m,kappa", [(2, 0.5), (3, 2.0), (10, 100.0), (200, 20.0)])
+def test_sampler_backends_draw_the_same_samples(m, kappa, monkeypatch):
+    """numpy (CPU default) and torch (other devices) do the same arithmetic on the same
+    torch draws. One proposal in the first round sends many rows to the later rounds."""
+    from ccvae.distributions import von_mises_fisher as vmf
+
+    monkeypatch.setattr(vmf, "FIRST_ROUND_PROPOSALS", 1)
+    kappa_t = torch.full((20000,), kappa, dtype=F64)
+    torch.manual_seed(7)
+    a = sample_one_minus_w(kappa_t, m, backend="numpy")
+    torch.manual_seed(7)
+    b = sample_one_minus_w(kappa_t, m, backend="torch")
+    assert a.dtype == b.dtype == F64 and a.shape == b.shape == kappa_t.shape
+    assert torch.allclose(a, b, rtol=1e-12, atol=0)
+    assert scipy.stats.kstest(1.0 - b.numpy(), exact_w_cdf(m, kappa)).pvalue > 1e-3
+    with pytest.raises(ValueError, match="backend"):
+        sample_one_minus_w(kappa_t, m, backend="cupy")
+
+
 def test_mean_w_at_m200_kappa20_points_towards_loc():
     # the approximate-b sampler gives mean w = -0.43 here; the truth is A_200(20) = +0.099
     torch.manual_seed(0)

@@ -41,7 +41,10 @@ the analytic gradient dKL/dkappa = kappa A_m'(kappa).
 
 Implementation notes. Every m >= 2 is supported (m = 2 is the circle; v is then a random
 sign). The rejection rounds do their arithmetic in float64 whatever the sample dtype
-(see ``_random_draws``). Steps 2-3 are one autograd node with a hand-written backward
+(see ``_random_draws``). The sampler and the kappa-gradient quadrature are elementwise
+float64 work without autograd: on CPU tensors numpy does it (its per-operation cost is a
+quarter of torch's, which dominates at training batch sizes), elsewhere torch; the
+formulas are written once for both, and the random draws are torch's either way. Steps 2-3 are one autograd node with a hand-written backward
 (``_ReflectedSample``). A distribution evaluates the Bessel quantities of its
 concentration once and shares them between the KL, the entropy and the kappa gradient
 of ``rsample``.
@@ -51,6 +54,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch.distributions import Distribution, constraints
 from torch.distributions.kl import register_kl
@@ -100,25 +104,30 @@ WINDOW_RIGHT_SIGMAS = 14.0
 # -------------------------------------------------------------------------------------
 # Step 1: the marginal of w = e_1 . z', sampled as omega = 1 - w.
 # -------------------------------------------------------------------------------------
-def _random_draws(shape, dtype, device):
-    """(normals, uniforms) of shape (2, *shape), computed in float64.
+def _random_draws(shape, dtype, device, xp=torch):
+    """(normals, uniforms) of shape (2, *shape), as float64 arrays of ``xp`` (torch, or
+    numpy for CPU tensors).
 
-    They are drawn in float32 when the sample is float32 or narrower (torch draws float32
-    normals about five times faster than float64 ones on CPU) and in float64 otherwise;
-    the arithmetic of the round is float64 either way.
+    They are drawn by torch's generator whatever ``xp`` is (so ``torch.manual_seed``
+    decides the samples), in float32 when the sample is float32 or narrower (torch
+    draws float32 normals about five times faster than float64 ones on CPU) and in
+    float64 otherwise; the arithmetic of the round is float64 either way.
     """
     rdtype = torch.float64 if dtype == torch.float64 else torch.float32
-    normals = torch.randn((2, *shape), dtype=rdtype, device=device).to(torch.float64)
-    uniforms = torch.rand((2, *shape), dtype=rdtype, device=device).to(torch.float64)
-    return normals, uniforms
+    draws = (torch.randn((2, *shape), dtype=rdtype, device=device),
+             torch.rand((2, *shape), dtype=rdtype, device=device))
+    if xp is torch:
+        return tuple(t.to(torch.float64) for t in draws)
+    return tuple(t.numpy().astype(np.float64) for t in draws)
 
 
-def _beta_numerators(m: int, normals: torch.Tensor, u: torch.Tensor):
+def _beta_numerators(m: int, normals, u, xp=torch):
     r"""(P, M, valid): eps = P/(P+M) ~ Beta((m-1)/2, (m-1)/2) where ``valid`` (None: all).
 
     Only eps/(1 - eps) = P/M enters Wood's w, so the common factor of P and M is never
     formed; both are positive and computed without cancellation. M = None means 1.
-    ``normals`` (2, ...) and ``u`` (...) are standard normal and uniform draws.
+    ``normals`` (2, ...) and ``u`` (...) are standard normal and uniform draws, arrays
+    of ``xp`` (torch or numpy).
 
     * m = 2: the arcsine law, eps = sin^2(h), h = (pi/2) U: P = tan^2(h), M = 1.
     * m = 3: Beta(1, 1): P = U, M = 1 - U.
@@ -133,7 +142,7 @@ def _beta_numerators(m: int, normals: torch.Tensor, u: torch.Tensor):
       rejected, so the kept ones are exactly Gamma distributed.
     """
     if m == 2:
-        t = torch.tan(u * (0.5 * math.pi))
+        t = xp.tan(u * (0.5 * math.pi))
         return t * t, None, None
     if m == 3:
         return u, 1.0 - u, None
@@ -142,50 +151,53 @@ def _beta_numerators(m: int, normals: torch.Tensor, u: torch.Tensor):
     a = g_gamma * (1.0 / math.sqrt(9.0 * d)) + 1.0
     a3 = a * a * a
     # accept iff log U' - g'^2/2 < d (1 - a^3 + 3 log a); a <= 0 makes log(a) NaN: rejected
-    lhs = torch.addcmul(torch.log(u), g_gamma, g_gamma, value=-0.5)
-    valid = lhs < (torch.log(a) * 3.0 - a3 + 1.0) * d
+    valid = xp.log(u) - 0.5 * g_gamma * g_gamma < (xp.log(a) * 3.0 - a3 + 1.0) * d
     chi2 = a3 * (2.0 * d)
-    r = torch.sqrt(torch.addcmul(chi2, g, g))
-    big = r + g.abs()
+    big = xp.sqrt(chi2 + g * g) + xp.abs(g)
     small = chi2 / big
     # P = big, M = small where g > 0, the other way round where g < 0 (at g = 0 the two
-    # are equal). lerp with a weight of exactly 0 or 1 returns one end exactly and is
-    # ~3x cheaper than torch.where on CPU; (sign(g) + 1)/2 is that weight (1/2 at g = 0,
-    # where big = small up to rounding).
-    pos = torch.sign(g).mul_(0.5).add_(0.5)
-    return torch.lerp(small, big, pos), torch.lerp(big, small, pos), valid
+    # are equal up to rounding).
+    pos = g > 0
+    return xp.where(pos, big, small), xp.where(pos, small, big), valid
 
 
-def _wood_round(m: int, params: tuple[torch.Tensor, ...], n_prop: int, dtype: torch.dtype):
+def _first_accepted(omega, accept):
+    """Each row's first accepted proposal (any rule that ignores the proposals' values
+    is exact, since they are i.i.d.) and whether the row has one; torch or numpy."""
+    if isinstance(accept, torch.Tensor):
+        # max over the proposals gives both "any accepted" and the first accepted index
+        # (torch has no argmax of booleans).
+        any_accepted, first = accept.to(torch.uint8).max(-1, keepdim=True)
+        return omega.gather(-1, first).squeeze(-1), any_accepted.squeeze(-1).bool()
+    first = accept.argmax(-1)
+    return np.take_along_axis(omega, first[:, None], -1)[:, 0], accept.any(-1)
+
+
+def _wood_round(m: int, params: tuple, n_prop: int, dtype: torch.dtype, device, xp=torch):
     """One vectorised round, ``n_prop`` proposals per element: (omega, accepted_any).
 
-    ``params`` are float64 per-element tensors of shape (n, 1): kappa, 2b, b,
+    ``params`` are float64 per-element arrays of ``xp`` of shape (n, 1): kappa, 2b, b,
     delta0 = 1 - x0, 1 - delta0, and kappa delta0 - (m-1) log(delta0 (2 - delta0)), the
     last term being (m-1) log(1 - x0^2). ``dtype`` decides the random draws'
     precision (``_random_draws``). omega is float64.
     """
     kappa, two_b, b, delta0, one_minus_delta0, offset = params
-    normals, uniforms = _random_draws((kappa.shape[0], n_prop), dtype, kappa.device)
-    p, mm, valid = _beta_numerators(m, normals, uniforms[0])
+    normals, uniforms = _random_draws((kappa.shape[0], n_prop), dtype, device, xp)
+    p, mm, valid = _beta_numerators(m, normals, uniforms[0], xp)
     # w = (1 - (1+b) eps)/(1 - (1-b) eps), so 1 - w = 2 b eps/((1 - eps) + b eps) = 2bP/(M + bP).
     omega = two_b * p / ((1.0 if mm is None else mm) + b * p)
     # Wood's test  kappa w + (m-1) log(1 - x0 w) - c >= log U, c = kappa x0 + (m-1) log(1 - x0^2),
     # rewritten in omega and delta0 so that nothing of size kappa cancels:
     #   kappa delta0 - (m-1) log(delta0 (2 - delta0)) - kappa omega
     #     + (m-1) log(delta0 + omega (1 - delta0)) >= log U.
-    log_ratio = (torch.log(torch.addcmul(delta0, omega, one_minus_delta0)) * float(m - 1)
-                 + (offset - kappa * omega))
-    accept = torch.log(uniforms[1]) <= log_ratio
+    log_ratio = xp.log(delta0 + omega * one_minus_delta0) * float(m - 1) + (offset - kappa * omega)
+    accept = xp.log(uniforms[1]) <= log_ratio
     if valid is not None:
         accept &= valid
-    # Keep the first accepted proposal (any rule that ignores the proposals' values is
-    # exact, since they are i.i.d.).
-    # max over the proposals gives both "any accepted" and the first accepted index.
-    any_accepted, first = accept.to(torch.uint8).max(-1, keepdim=True)
-    return omega.gather(-1, first).squeeze(-1), any_accepted.squeeze(-1).bool()
+    return _first_accepted(omega, accept)
 
 
-def sample_one_minus_w(kappa: torch.Tensor, m: int) -> torch.Tensor:
+def sample_one_minus_w(kappa: torch.Tensor, m: int, backend: str | None = None) -> torch.Tensor:
     r"""Draw omega = 1 - w, w ~ p(w) proportional to exp(kappa w) (1 - w^2)^{(m-3)/2} on [-1, 1].
 
     Wood's (1994) rejection sampler with the exact envelope parameter
@@ -195,22 +207,30 @@ def sample_one_minus_w(kappa: torch.Tensor, m: int) -> torch.Tensor:
     ``LATER_ROUND_PROPOSALS`` each. One host synchronisation per round (usually one in
     all); ``RuntimeError`` after ``MAX_REJECTION_ROUNDS``. Same shape and dtype as
     ``kappa``; no autograd (``VonMisesFisher.rsample`` attaches the gradient).
+
+    ``backend`` (``"numpy"`` or ``"torch"``): the library that does the arithmetic, as in
+    ``implicit_w_gradient`` (default numpy on CPU, where its ~60 operations cost less
+    than half torch's dispatch at a training step's batch); the random draws are
+    torch's either way.
     """
-    with torch.no_grad():
-        kappa = kappa.detach()
-        k = kappa.reshape(-1, 1).to(torch.float64)
+    xp = _array_library(backend, kappa.device)
+    with torch.no_grad(), np.errstate(all="ignore"):  # IEEE results as torch's: NaN is rejected
+        k = kappa.detach().reshape(-1, 1).to(torch.float64)
+        if xp is np:
+            k = k.cpu().numpy()
         mm1 = float(m - 1)
-        b = mm1 / (2.0 * k + torch.sqrt(4.0 * k * k + mm1 * mm1))
+        b = mm1 / (2.0 * k + xp.sqrt(4.0 * k * k + mm1 * mm1))
         delta0 = 2.0 * b / (1.0 + b)  # 1 - x0, x0 = (1 - b)/(1 + b)
-        offset = k * delta0 - mm1 * torch.log(delta0 * (2.0 - delta0))
+        offset = k * delta0 - mm1 * xp.log(delta0 * (2.0 - delta0))
         params = (k, 2.0 * b, b, delta0, 1.0 - delta0, offset)
-        omega, done = _wood_round(m, params, FIRST_ROUND_PROPOSALS, kappa.dtype)
+        omega, done = _wood_round(m, params, FIRST_ROUND_PROPOSALS, kappa.dtype, kappa.device, xp)
         for _ in range(MAX_REJECTION_ROUNDS - 1):
             if bool(done.all()):
                 break
-            todo = (~done).nonzero().squeeze(-1)
-            om, ok = _wood_round(m, tuple(t[todo] for t in params), LATER_ROUND_PROPOSALS, kappa.dtype)
-            omega[todo] = torch.where(ok, om, omega[todo])
+            todo = xp.where(~done)[0]
+            om, ok = _wood_round(m, tuple(t[todo] for t in params), LATER_ROUND_PROPOSALS,
+                                 kappa.dtype, kappa.device, xp)
+            omega[todo] = xp.where(ok, om, omega[todo])
             done[todo] = ok
         else:
             if not bool(done.all()):
@@ -218,7 +238,17 @@ def sample_one_minus_w(kappa: torch.Tensor, m: int) -> torch.Tensor:
                     "VonMisesFisher: the rejection sampler left samples without an accepted "
                     f"proposal after {MAX_REJECTION_ROUNDS} rounds; concentration must be finite "
                     "and > 0 (argument validation may be turned off)")
+        if xp is np:
+            omega = torch.from_numpy(omega).to(kappa.device)
         return omega.reshape(kappa.shape).to(kappa.dtype)
+
+
+def _array_library(backend: str | None, device: torch.device):
+    """numpy or torch: by name, or by default numpy for CPU tensors and torch elsewhere."""
+    backend = backend or ("numpy" if device.type == "cpu" else "torch")
+    if backend not in ("numpy", "torch"):
+        raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}")
+    return np if backend == "numpy" else torch
 
 
 # -------------------------------------------------------------------------------------
@@ -282,19 +312,14 @@ def implicit_w_gradient(kappa: torch.Tensor, omega: torch.Tensor, m: int,
         one_minus_mean = bessel_terms(0.5 * m - 1.0, k, ratio=True).one_minus_ratio
     args = (k, omega.reshape(-1), one_minus_mean.expand(shape).reshape(-1))
     nodes, weights = _gauss_legendre(QUADRATURE_NODES, k.device)
-    backend = backend or ("numpy" if k.device.type == "cpu" else "torch")
-    if backend == "numpy":
-        import numpy as np
-
-        arrays = [t.detach().cpu().numpy() for t in (*args, nodes, weights)]
-        # IEEE semantics as in torch: log(0) = -inf and the like without warnings (the
-        # values they reach are replaced by torch.where-style selects, as below).
-        with np.errstate(all="ignore"):
-            out = torch.from_numpy(_implicit_w_gradient(np, *arrays[:3], m, *arrays[3:]))
-        return out.to(k.device).reshape(shape)
-    if backend != "torch":
-        raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}")
-    return _implicit_w_gradient(torch, *args, m, nodes, weights).reshape(shape)
+    if _array_library(backend, k.device) is torch:
+        return _implicit_w_gradient(torch, *args, m, nodes, weights).reshape(shape)
+    arrays = [t.detach().cpu().numpy() for t in (*args, nodes, weights)]
+    # IEEE semantics as in torch: log(0) = -inf and the like without warnings (the
+    # values they reach are replaced by torch.where-style selects, as below).
+    with np.errstate(all="ignore"):
+        out = torch.from_numpy(_implicit_w_gradient(np, *arrays[:3], m, *arrays[3:]))
+    return out.to(k.device).reshape(shape)
 
 
 def _implicit_w_gradient(xp, k, omega, one_minus_mean, m: int, nodes, weights):
