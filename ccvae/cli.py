@@ -175,7 +175,8 @@ def _add_sweep_parser(sub, geometries, likelihoods) -> None:
     s.add_argument("--dataset", help="mnist or lfw (default: mnist, or the protocol's)")
     s.add_argument("--protocol", choices=sorted(PROTOCOLS),
                    help="a published protocol's settings: davidson = dynamically binarised MNIST, "
-                        "784-256-128 MLP, Adam 1e-3, early stopping, IWAE k=500 in float64")
+                        "784-256-128 MLP, Adam 1e-3, batch 100, KL warm-up over 100 epochs, early "
+                        "stopping (patience 50), IWAE k=500 in float64; recorded as sweep davidson-warmup")
     s.add_argument("--geometries", type=_geometry_list(geometries), default=tuple(geometries),
                    help="comma-separated (default: euclidean,sphere,hyperbolic)")
     s.add_argument("--latent-dims", type=_csv_of(_positive_int, "positive integers"), help="e.g. 2,3,5,10,50")
@@ -221,7 +222,8 @@ def _add_table_parser(sub) -> None:
                    help="elbo: the post's table; iwae: log-likelihoods under Davidson et al.'s protocol; "
                         "sampler: the same with s-vae-pytorch's vMF sampler beside the exact one")
     t.add_argument("--format", choices=["text", "markdown", "csv", "latex"], default="text", dest="fmt")
-    t.add_argument("--sweep", help="sweep name to read (default: post for elbo, davidson for iwae and sampler)")
+    t.add_argument("--sweep", help="sweep name to read (default: post for elbo; for iwae and sampler each cell "
+                   "from davidson-warmup, else davidson: the protocol's two revisions)")
     t.add_argument("--no-published", action="store_true", help="our values only, without the published ones")
     t.add_argument("--db", default=str(DEFAULT_DB), help=f"results database (default: {DEFAULT_DB})")
 

@@ -139,9 +139,15 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
     # Davidson et al. 2018, section 5.2 (MNIST): dynamically binarised MNIST, encoder
     # MLP 784-256-128 and the mirrored decoder, Adam 1e-3, early stopping on validation,
     # log-likelihood by importance sampling with 500 samples; evaluated in float64 here.
-    "davidson": dict(dataset="mnist", name="davidson", hidden=(256, 128), layers=(2,),
-                     binarize="dynamic", lr=1e-3, iwae_k=500, eval_float64=True,
-                     early_stopping=50, epochs=1000, latent_dims=(2, 5, 10, 20, 40)),
+    # The paper does not state the batch size or a KL warm-up; the authors' training code
+    # (trdavidson/increasing-expressivity-s-vae, same 256,128 MLP, lr 1e-3 and 50-epoch
+    # look-ahead) defaults to batch 100 and a linear warm-up over 100 epochs. With them
+    # the Euclidean VAE at d = 20 reached -88.68 (published -88.90; -91.44 without). The
+    # first revision, without them (batch 128), is sweep "davidson" in the results.
+    "davidson": dict(dataset="mnist", name="davidson-warmup", hidden=(256, 128), layers=(2,),
+                     binarize="dynamic", lr=1e-3, batch_size=100, kl_warmup_epochs=100,
+                     iwae_k=500, eval_float64=True, early_stopping=50, epochs=1000,
+                     latent_dims=(2, 5, 10, 20, 40)),
 }
 
 

@@ -34,12 +34,22 @@ from .results_db import ResultsDB
 from .sweep import LATER_SETTINGS
 
 __all__ = ["Cell", "cells", "elbo_rows", "iwae_rows", "sampler_ablation_rows", "render", "training_note",
-           "SIGNIFICANCE_Z", "DEFAULT_SWEEP", "ABLATION_SWEEP"]
+           "protocol_note", "SIGNIFICANCE_Z", "DEFAULT_SWEEP", "IWAE_SWEEPS", "ABLATION_SWEEP"]
 
 GEOMETRIES = ref.GEOMETRIES
 LABELS = {"euclidean": "Euclidean", "sphere": "Sphere", "hyperbolic": "Hyperbolic"}
 SIGNIFICANCE_Z = 2.0
-DEFAULT_SWEEP = {"elbo": "post", "iwae": "davidson", "sampler": "davidson"}
+DEFAULT_SWEEP = {"elbo": "post", "iwae": "davidson-warmup", "sampler": "davidson-warmup"}
+#: The IWAE table's sweeps, newest revision of Davidson et al.'s protocol first: without
+#: an explicit sweep each cell comes from the first of these that has it, and the table
+#: says which. The first revision ran the protocol as the paper states it; the second
+#: adds what the authors' code does and the paper does not state (``sweep.PROTOCOLS``).
+IWAE_SWEEPS = ("davidson-warmup", "davidson")
+IWAE_SWEEP_LABELS = {
+    "davidson-warmup": "with KL warm-up over 100 epochs and batch 100, as the authors' code "
+                       "(sweep davidson-warmup)",
+    "davidson": "as the paper states the protocol, without warm-up, batch 128 (sweep davidson)",
+}
 #: The sampler ablation's sweep: the sphere under Davidson et al.'s protocol with
 #: s-vae-pytorch's sampler (``--sphere-posterior vmf_svae --name davidson-svae``).
 ABLATION_SWEEP = "davidson-svae"
@@ -138,17 +148,41 @@ def elbo_ceiling(db: ResultsDB, dataset: str, sweep: str | None = None) -> float
 
 def iwae_rows(db: ResultsDB, sweep: str | None = None) -> list[dict[str, Any]]:
     """One dict per latent dim of Davidson et al.'s table (plus any extra dims we ran):
-    ``{"latent_dim", "ours": {g: Cell}, "davidson": {g: (v, sd)}, "gap": {g: ours - published},
-    "reproduced": {g: bool}}`` (reproduced = within IWAE_TOLERANCE nats, or better)."""
-    rows = db.runs(dataset="mnist", sweep=sweep or DEFAULT_SWEEP["iwae"])
-    ours = {d: row for (d, _layers), row in cells(rows, "iwae").items()}
+    ``{"latent_dim", "ours": {g: Cell}, "sweep": {g: sweep name}, "davidson": {g: (v, sd)},
+    "gap": {g: ours - published}, "reproduced": {g: bool}}`` (reproduced = within
+    IWAE_TOLERANCE nats, or better). Cells come from ``sweep``, or without it from the
+    first of ``IWAE_SWEEPS`` that has them."""
+    ours: dict[int, dict[str, Cell]] = defaultdict(dict)
+    source: dict[int, dict[str, str]] = defaultdict(dict)
+    for name in (sweep,) if sweep else IWAE_SWEEPS:
+        for (d, _layers), row in cells(db.runs(dataset="mnist", sweep=name), "iwae").items():
+            for g, cell in row.items():
+                if g not in ours[d]:
+                    ours[d][g], source[d][g] = cell, name
     out = []
     for d in sorted(set(ref.DAVIDSON_2018) | set(ours)):
-        o, p = ours.get(d, {}), ref.DAVIDSON_2018.get(d, {})
+        o, p = dict(ours.get(d, {})), ref.DAVIDSON_2018.get(d, {})
         gap = {g: o[g].value - p[g][0] for g in GEOMETRIES if g in o and g in p}
-        out.append({"latent_dim": d, "ours": o, "davidson": p, "best_ours": _best(o),
-                    "gap": gap, "reproduced": {g: v >= -IWAE_TOLERANCE for g, v in gap.items()}})
+        out.append({"latent_dim": d, "ours": o, "sweep": dict(source.get(d, {})), "davidson": p,
+                    "best_ours": _best(o), "gap": gap,
+                    "reproduced": {g: v >= -IWAE_TOLERANCE for g, v in gap.items()}})
     return out
+
+
+def protocol_note(rows: list[dict[str, Any]]) -> str:
+    """Which revision of the protocol each cell of an IWAE table ran under, when the
+    table mixes them ('' when it does not): cells of different revisions are not like
+    for like."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for r in rows:
+        for g in GEOMETRIES:
+            if g in r.get("sweep", {}):
+                groups[r["sweep"][g]].append(f"{LABELS[g].lower()} d={r['latent_dim']}")
+    if len(groups) < 2:
+        return ""
+    parts = [f"{', '.join(names)}: {IWAE_SWEEP_LABELS.get(name, 'sweep ' + name)}"
+             for name, names in sorted(groups.items(), key=lambda kv: len(kv[1]))]
+    return "Protocol: " + "; ".join(parts) + "."
 
 
 def _setting_key(row: dict[str, Any], drop: tuple[str, ...], **replace: Any) -> str:
@@ -164,14 +198,14 @@ def sampler_ablation_rows(db: ResultsDB, sweep: str | None = None,
                           ablation_sweep: str = ABLATION_SWEEP) -> list[dict[str, Any]]:
     """The vMF sampler ablation, like for like: one dict per configuration of
     ``ablation_sweep`` (sphere VAEs with s-vae-pytorch's sampler), with the runs of
-    ``sweep`` (or exact-sampler controls in ``ablation_sweep``) that have exactly its
+    ``sweep`` (default: the ``IWAE_SWEEPS``), or exact-sampler controls in ``ablation_sweep``, that have exactly its
     settings except the sampler (the exact sphere) and except the geometry (the
     Euclidean VAE):
     ``{"latent_dim", "epochs", "initial_concentration", "svae": Cell, "exact": Cell | None,
     "euclidean": Cell | None}`` (IWAE cells; several seeds make one cell). The sphere's
     initial concentration is not a setting of the Euclidean VAE, so it is ignored there."""
     # partners come from the main sweep, or from controls run in the ablation's own sweep
-    base = db.runs(dataset="mnist", sweep=sweep or DEFAULT_SWEEP["sampler"]) + [
+    base = [r for name in ((sweep,) if sweep else IWAE_SWEEPS) for r in db.runs(dataset="mnist", sweep=name)] + [
         r for r in db.runs(dataset="mnist", sweep=ablation_sweep)
         if r["config"]["train"].get("sphere_posterior", "vmf") == "vmf"]
     sampler_free = ("seed", "sphere_posterior")
@@ -306,9 +340,7 @@ def _table_records(db: ResultsDB, dataset: str, kind: str, sweep: str | None, pu
             body.append(line)
         notes.append("Test log-likelihood (nats, IWAE k=500) under Davidson et al.'s protocol; ± is the "
                      "seed s.d. with several seeds, else the standard error over test images.")
-        epochs = training_note(rows)
-        if epochs:
-            notes.append(epochs)
+        notes += [n for n in (protocol_note(rows), training_note(rows)) if n]
         if published:
             notes.append(ref.DAVIDSON_2018_CITATION)
     elif kind == "sampler":
@@ -344,8 +376,9 @@ def _table_records(db: ResultsDB, dataset: str, kind: str, sweep: str | None, pu
     else:
         raise ConfigError(f"unknown table kind {kind!r}; choose elbo, iwae or sampler")
     if not any(r["ours"] for r in rows):
-        notes.insert(0, f"(no {dataset} runs in sweep "
-                        f"{sweep or DEFAULT_SWEEP[kind]!r} of {db.path}: published values only)")
+        where = repr(sweep) if sweep else (" or ".join(map(repr, IWAE_SWEEPS)) if kind == "iwae"
+                                           else repr(DEFAULT_SWEEP[kind]))
+        notes.insert(0, f"(no {dataset} runs in sweep {where} of {db.path}: published values only)")
     return header, body, notes
 
 

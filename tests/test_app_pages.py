@@ -222,6 +222,7 @@ def _results_db(path: Path) -> Path:
     for (d, g), v in {(20, "euclidean"): -89.5, (20, "sphere"): -88.6,
                       (40, "euclidean"): -88.8, (40, "sphere"): -95.0}.items():
         db.record(make_row("mnist", g, d, 2, sweep="davidson", binarize="dynamic", iwae=v))
+    db.record(make_row("mnist", "euclidean", 10, 2, sweep="davidson-warmup", binarize="dynamic", iwae=-93.0))
     svae = make_row("mnist", "sphere", 20, 2, sweep="davidson-svae", binarize="dynamic", iwae=-91.0)
     svae["config_json"]["train"]["sphere_posterior"] = "vmf_svae"  # the sampler ablation's partner
     db.record(svae)
@@ -238,7 +239,7 @@ def test_elbo_tables_show_the_post_beside_ours(app, tmp_path, monkeypatch):
     monkeypatch.setenv(results_view.ENV_RESULTS_DB, str(_results_db(tmp_path / "results.sqlite")))
     open_page(app, "elbo_tables")
     assert any(str(tmp_path / "results.sqlite") in m.value for m in app.markdown)
-    assert set(frame_with(app, "sweep").value["sweep"]) == {"post", "davidson", "davidson-svae"}
+    assert set(frame_with(app, "sweep").value["sweep"]) == {"post", "davidson", "davidson-warmup", "davidson-svae"}
     table = frame_with(app, "hyperbolic (post)")
     df = table.value
     assert {(2, 1), (3, 2), (50, 3)} <= set(zip(df["latent dim"], df["layers"]))
@@ -256,6 +257,8 @@ def test_elbo_tables_show_the_post_beside_ours(app, tmp_path, monkeypatch):
     # the IWAE section: our d=20 sphere reproduces Davidson et al.'s, and the verdict is computed
     iwae = frame_with(app, "S-VAE (Davidson)").value
     assert iwae[iwae["d"] == 20].iloc[0]["sphere (ours)"] == "★ -88.60 ± 0.10 ✓"
+    assert iwae[iwae["d"] == 10].iloc[0]["euclidean (ours)"] == "★ -93.00 ± 0.10 ✓"
+    assert any(c.value.startswith("Protocol: euclidean d=10: with KL warm-up") for c in app.caption)
     assert any("d = 20: the sphere (S-VAE) wins" in m.value for m in app.markdown)
     assert any("the exact sampler's sphere scores -88.60, s-vae's -91.00 (+2.40 nats ± 0.14)" in m.value
                for m in app.markdown)

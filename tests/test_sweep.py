@@ -89,7 +89,10 @@ def test_davidson_protocol_settings():
     assert job["train"]["hidden"] == [256, 128] and job["train"]["binarize"] == "dynamic"
     assert job["eval"] == {"iwae_k": 500, "iwae_examples": None, "float64": True, "batch_size": 100,
                            "split_seed": 0}
-    assert spec.name == "davidson" and len(expand(spec)) == 2 * 3
+    # what the authors' code adds to the paper's protocol; recorded as its own sweep
+    assert job["train"]["batch_size"] == 100 and job["train"]["kl_warmup_epochs"] == 100
+    assert job["train"]["lr"] == 1e-3 and job["train"]["early_stopping"] == 50
+    assert spec.name == "davidson-warmup" and len(expand(spec)) == 2 * 3
     with pytest.raises(ConfigError, match="unknown protocol"):
         protocol_spec("nagano-ish")
 

@@ -95,6 +95,28 @@ def test_iwae_table_against_davidson(tmp_path):
     assert "**-93.50 ± 0.10**" in text and "-93.84 ± 0.30" in text and "Davidson" in text
 
 
+def test_iwae_table_takes_each_cell_from_the_newest_protocol_revision(tmp_path):
+    """A cell run with the warm-up revision replaces the first revision's, whichever
+    finished last; the others stay, and the table names the revision of each."""
+    db = ResultsDB(tmp_path / "r.sqlite")
+    db.record(make_row(sweep="davidson-warmup", geometry="euclidean", latent_dim=20, layers=2, iwae=-88.7,
+                       finished_at="2026-01-01T00:00:00+00:00"))
+    db.record(make_row(sweep="davidson", geometry="euclidean", latent_dim=20, layers=2, iwae=-91.4,
+                       finished_at="2026-06-01T00:00:00+00:00"))
+    db.record(make_row(sweep="davidson", geometry="sphere", latent_dim=20, layers=2, iwae=-91.4))
+    (row,) = [r for r in tables.iwae_rows(db) if r["latent_dim"] == 20]
+    assert row["ours"]["euclidean"].value == -88.7 and row["sweep"] == {"euclidean": "davidson-warmup",
+                                                                         "sphere": "davidson"}
+    assert row["reproduced"] == {"euclidean": True, "sphere": False}
+    note = tables.protocol_note(tables.iwae_rows(db))
+    assert note.startswith("Protocol: euclidean d=20: with KL warm-up") and "sphere d=20: as the paper" in note
+    assert note in tables.render(db, "mnist", kind="iwae", fmt="markdown")
+    # one sweep asked for: only its cells, and no note
+    (only,) = [r for r in tables.iwae_rows(db, "davidson") if r["latent_dim"] == 20]
+    assert only["ours"]["euclidean"].value == -91.4
+    assert tables.protocol_note(tables.iwae_rows(db, "davidson")) == ""
+
+
 def test_iwae_table_says_how_long_each_cell_trained(tmp_path):
     """Cells from a 100-epoch cap and a longer early-stopped run are not like for like."""
     db = ResultsDB(tmp_path / "r.sqlite")
