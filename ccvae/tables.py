@@ -180,8 +180,11 @@ def protocol_note(rows: list[dict[str, Any]]) -> str:
                 groups[r["sweep"][g]].append(f"{LABELS[g].lower()} d={r['latent_dim']}")
     if len(groups) < 2:
         return ""
-    parts = [f"{', '.join(names)}: {IWAE_SWEEP_LABELS.get(name, 'sweep ' + name)}"
-             for name, names in sorted(groups.items(), key=lambda kv: len(kv[1]))]
+    ordered = sorted(groups.items(), key=lambda kv: len(kv[1]))
+    parts = [f"{', '.join(names)}: {IWAE_SWEEP_LABELS.get(name, 'sweep ' + name)}" for name, names in ordered[:-1]]
+    name, names = ordered[-1]  # the largest group last, and briefly when it is long
+    cells_text = f"the other {len(names)} cells" if len(names) > 4 else ", ".join(names)
+    parts.append(f"{cells_text}: {IWAE_SWEEP_LABELS.get(name, 'sweep ' + name)}")
     return "Protocol: " + "; ".join(parts) + "."
 
 
