@@ -204,7 +204,8 @@ def sampler_ablation_rows(db: ResultsDB, sweep: str | None = None,
     ``sweep`` (default: the ``IWAE_SWEEPS``), or exact-sampler controls in ``ablation_sweep``, that have exactly its
     settings except the sampler (the exact sphere) and except the geometry (the
     Euclidean VAE):
-    ``{"latent_dim", "epochs", "initial_concentration", "svae": Cell, "exact": Cell | None,
+    ``{"latent_dim", "epochs", "initial_concentration", "kl_warmup_epochs", "batch_size",
+    "svae": Cell, "exact": Cell | None,
     "euclidean": Cell | None}`` (IWAE cells; several seeds make one cell). The sphere's
     initial concentration is not a setting of the Euclidean VAE, so it is ignored there."""
     # partners come from the main sweep, or from controls run in the ablation's own sweep
@@ -233,8 +234,10 @@ def sampler_ablation_rows(db: ResultsDB, sweep: str | None = None,
         out.append({"latent_dim": runs[0]["latent_dim"], "epochs": train["epochs"],
                     "initial_concentration": train.get("initial_concentration",
                                                        LATER_SETTINGS["initial_concentration"]),
+                    "kl_warmup_epochs": train.get("kl_warmup_epochs", 0), "batch_size": train.get("batch_size"),
                     "svae": one(runs), "exact": one(exact), "euclidean": one(plane)})
-    return sorted(out, key=lambda r: (r["latent_dim"], r["epochs"], r["initial_concentration"]))
+    return sorted(out, key=lambda r: (r["latent_dim"], r["epochs"], r["kl_warmup_epochs"],
+                                      r["initial_concentration"]))
 
 
 # ---------------------------------------------------------------------- formatting
@@ -350,14 +353,17 @@ def _table_records(db: ResultsDB, dataset: str, kind: str, sweep: str | None, pu
         if dataset != "mnist":
             raise ConfigError("the sampler ablation is defined on mnist only")
         rows = sampler_ablation_rows(db, sweep)
-        header = ["d", "epochs", "initial kappa", "Euclidean", "Sphere, exact sampler",
+        header = ["d", "epochs", "KL warm-up, batch", "initial kappa", "Euclidean", "Sphere, exact sampler",
                   "Sphere, s-vae sampler", "exact - s-vae"]
         if published:
             header += ["N-VAE (Davidson)", "S-VAE (Davidson)"]
         body = []
         for r in rows:
             e, x, sv = r["euclidean"], r["exact"], r["svae"]
-            line = [str(r["latent_dim"]), f"{r['epochs']} cap", f"{r['initial_concentration']:g}"]
+            warmup = f"{r['kl_warmup_epochs']} epochs" if r["kl_warmup_epochs"] else "none"
+            batch = "—" if r["batch_size"] is None else r["batch_size"]
+            line = [str(r["latent_dim"]), f"{r['epochs']} cap", f"{warmup}, {batch}",
+                    f"{r['initial_concentration']:g}"]
             line += [_fmt_iwae(c) for c in (e, x, sv)]
             line.append(_fmt_iwae(None) if x is None else _fmt_difference(x, sv))
             if published:

@@ -262,7 +262,7 @@ def test_elbo_tables_show_the_post_beside_ours(app, tmp_path, monkeypatch):
     assert any("d = 20: the sphere (S-VAE) wins" in m.value for m in app.markdown)
     assert any("the exact sampler's sphere scores -88.60, s-vae's -91.00 (+2.40 nats ± 0.14)" in m.value
                for m in app.markdown)
-    assert any(m.value.startswith("| d | epochs | initial kappa | Euclidean | Sphere, exact") for m in app.markdown)
+    assert any(m.value.startswith("| d | epochs | KL warm-up, batch | initial kappa | Euclidean | Sphere, exact") for m in app.markdown)
     assert any("not shown" in m.value for m in app.markdown)  # Nagano et al.'s numbers
     app.toggle(key="elbo_only_ours").set_value(False).run()
     app.radio(key="elbo_dataset").set_value("lfw").run()

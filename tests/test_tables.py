@@ -156,6 +156,7 @@ def test_sampler_ablation_pairs_runs_that_differ_only_in_the_sampler(tmp_path):
     assert (row["euclidean"].value, row["exact"].value, row["svae"].value) == (-93.35, -92.92, -95.02)
     text = tables.render(db, "mnist", kind="sampler", fmt="text")
     assert "+2.10 ± 0.14" in text and "-88.90 ± 0.26" in text  # exact - s-vae; Davidson's N-VAE
+    assert row["kl_warmup_epochs"] == 0 and "none, " in text
     assert "no runs in sweep" in tables.render(ResultsDB(tmp_path / "e.sqlite"), "mnist", kind="sampler")
     with pytest.raises(ConfigError, match="mnist only"):
         tables.render(db, "lfw", kind="sampler")
