@@ -357,19 +357,32 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
         proc.join(timeout=10)
 
 
-def _sigterm_as_interrupt() -> Callable[[], None]:
-    """Make SIGTERM to the driver (``kill PID``, a batch scheduler) stop the sweep as
-    Ctrl-C does: workers ended, finished runs kept. Returns the function that restores
-    the previous handler. Only in the main thread (Python delivers signals there; a
-    dashboard's script thread leaves the handlers alone)."""
+def _stop_signals(stop: threading.Event | None) -> Callable[[], None]:
+    """Make SIGINT and SIGTERM to the driver (Ctrl-C, ``kill PID``, a batch scheduler)
+    stop the sweep: workers ended, finished runs kept. Returns the function that
+    restores the previous handlers.
+
+    With ``stop`` (a worker pool runs the jobs) both signals only set it, and the
+    driver's loop, which wakes every half second, ends the pool. An exception raised
+    wherever the signal lands could leave one of concurrent.futures' internal locks
+    held, and the interpreter would then wait for the pool's manager thread forever at
+    exit. Without ``stop`` (runs in this process) SIGTERM raises KeyboardInterrupt, as
+    SIGINT already does. Only in the main thread, where Python delivers signals."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
 
     def interrupt(signum, frame):
-        raise KeyboardInterrupt
+        if stop is None:
+            raise KeyboardInterrupt
+        stop.set()
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    return lambda: signal.signal(signal.SIGTERM, previous)
+    signals = (signal.SIGTERM,) if stop is None else (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, interrupt) for sig in signals}
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return restore
 
 
 def _drain(progress_queue, on_epoch) -> None:
@@ -377,9 +390,11 @@ def _drain(progress_queue, on_epoch) -> None:
         on_epoch(*progress_queue.get())
 
 
-def _local_backend(jobs, workers, threads, meta, on_result, on_epoch) -> bool:
+def _local_backend(jobs, workers, threads, meta, on_result, on_epoch,
+                   stop: threading.Event | None = None) -> bool:
     """Run ``jobs`` on worker processes. Returns False when a worker died (killed, or
-    out of memory): the sweep then stops, as the pool cannot go on without it.
+    out of memory): the sweep then stops, as the pool cannot go on without it; and
+    when ``stop`` is set (a stop signal, see ``_stop_signals``).
     Workers report each epoch on a queue, read here every half second and before each
     finished run is handled. It is a SimpleQueue: a put is written to the pipe before
     it returns (no feeder thread), so a run's epochs are all readable by the time its
@@ -394,6 +409,8 @@ def _local_backend(jobs, workers, threads, meta, on_result, on_epoch) -> bool:
     pending = {pool.submit(execute_run, job, threads, meta): job for job in jobs}
     try:
         while pending:
+            if stop is not None and stop.is_set():
+                return False
             done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
             _drain(progress_queue, on_epoch)
             for fut in done:
@@ -527,7 +544,9 @@ def run_sweep(spec: SweepSpec, db: ResultsDB, *, workers: int | None = None, bac
             bar.update(1)
 
     t0 = time.perf_counter()
-    restore_sigterm = _sigterm_as_interrupt()
+    pooled = backend == "local" and workers != 1
+    stop = threading.Event() if pooled else None
+    restore_signals = _stop_signals(stop)
     try:
         if backend == "local":
             if workers == 1:
@@ -540,14 +559,14 @@ def run_sweep(spec: SweepSpec, db: ResultsDB, *, workers: int | None = None, bac
                         continue
                     on_result(job, row, None)
             elif not _local_backend(todo, min(workers, len(todo)), threads, meta, on_result,
-                                    epoch_done):
+                                    epoch_done, stop):
                 report.interrupted = True
         else:
             _ray_backend(todo, address, threads, meta, on_result, epoch_done)
     except KeyboardInterrupt:
         report.interrupted = True
     finally:
-        restore_sigterm()
+        restore_signals()
         report.seconds = time.perf_counter() - t0
         if bar is not None:
             bar.close()
