@@ -44,7 +44,8 @@ sign). The rejection rounds do their arithmetic in float64 whatever the sample d
 (see ``_random_draws``). The sampler and the kappa-gradient quadrature are elementwise
 float64 work without autograd: on CPU tensors numpy does it (its per-operation cost is a
 quarter of torch's, which dominates at training batch sizes), elsewhere torch; the
-formulas are written once for both, and the random draws are torch's either way. Steps 2-3 are one autograd node with a hand-written backward
+formulas are written once for both, and the random draws are torch's either way.
+Steps 2-3 are one autograd node with a hand-written backward
 (``_ReflectedSample``). A distribution evaluates the Bessel quantities of its
 concentration once and shares them between the KL, the entropy and the kappa gradient
 of ``rsample``.
@@ -161,10 +162,10 @@ def _beta_numerators(m: int, normals, u, xp=torch):
     return xp.where(pos, big, small), xp.where(pos, small, big), valid
 
 
-def _first_accepted(omega, accept):
+def _first_accepted(omega, accept, xp=torch):
     """Each row's first accepted proposal (any rule that ignores the proposals' values
     is exact, since they are i.i.d.) and whether the row has one; torch or numpy."""
-    if isinstance(accept, torch.Tensor):
+    if xp is torch:
         # max over the proposals gives both "any accepted" and the first accepted index
         # (torch has no argmax of booleans).
         any_accepted, first = accept.to(torch.uint8).max(-1, keepdim=True)
@@ -194,7 +195,7 @@ def _wood_round(m: int, params: tuple, n_prop: int, dtype: torch.dtype, device, 
     accept = xp.log(uniforms[1]) <= log_ratio
     if valid is not None:
         accept &= valid
-    return _first_accepted(omega, accept)
+    return _first_accepted(omega, accept, xp)
 
 
 def sample_one_minus_w(kappa: torch.Tensor, m: int, backend: str | None = None) -> torch.Tensor:
