@@ -46,7 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ccvae.distributions.hyperspherical_uniform import HypersphericalUniform  # noqa: E402
 from ccvae.distributions.power_spherical import PowerSpherical  # noqa: E402
-from ccvae.distributions.von_mises_fisher import VonMisesFisher  # noqa: E402
+from ccvae.distributions.von_mises_fisher import (VonMisesFisher, implicit_w_gradient,  # noqa: E402
+                                                  sample_one_minus_w)
 
 from ccvae.distributions.wrapped_normal import WrappedNormal  # noqa: E402
 from ccvae.manifolds.lorentz import Lorentz  # noqa: E402
@@ -215,10 +216,42 @@ def main(argv=None) -> None:
                                             normal_step_factory(m, device, dtype)], device, args.repeats)
         print(f"{m:>5} {_rate(t_ps):>15} {_rate(t_vmf):>9} {_rate(t_normal):>12} {t_ps / t_normal:>9.2f}x "
               f"{t_vmf / t_ps:>7.2f}x", flush=True)
+    vmf_time_budget(10, 100.0, device, dtype, args.repeats)
     (t_h10,) = time_steps([wrapped_normal_sample_log_prob_factory(10, device, dtype)], device,
                           args.repeats)
     print(f"\nWrappedNormal on H^10, rsample + log_prob (log map), no backward: {_rate(t_h10)}/s, "
           f"{B / t_h10 / MVAE_H10:.1f}x mvae's {MVAE_H10 / 1e6:.2f}M/s")
+
+
+def vmf_time_budget(m: int, kappa: float, device, dtype, repeats: int) -> None:
+    """Where the vMF step's time goes: its three float64 parts timed alone, at B rows.
+
+    The rejection sampler (``sample_one_minus_w``), the kappa-gradient quadrature
+    (``implicit_w_gradient``, given 1 - A as the step has it) and the Bessel terms of
+    kappa (``VonMisesFisher.bessel_terms``, evaluated once per step and shared by the
+    KL, its gradient and the quadrature), each as a multiple of the Normal step; the
+    rest (the autograd graph: normalise, reflection, KL node, backward) is the step's
+    time minus the three. This says how far the step is from a target ratio before
+    any torch dispatch is counted.
+    """
+    kappa_t = torch.full((B,), kappa, dtype=dtype, device=device)
+    kappa64 = kappa_t.to(torch.float64)
+    loc = F.normalize(torch.randn(B, m, dtype=dtype, device=device), dim=-1)
+    omega = sample_one_minus_w(kappa64, m)
+    one_minus_mean = VonMisesFisher(loc, kappa_t).bessel_terms.one_minus_ratio
+    parts = {
+        "rejection sampler": lambda: sample_one_minus_w(kappa_t, m),
+        "kappa-gradient quadrature": lambda: implicit_w_gradient(kappa64, omega, m, one_minus_mean),
+        "Bessel terms": lambda: VonMisesFisher(loc, kappa_t, validate_args=False).bessel_terms,
+    }
+    times = time_steps([vmf_step_factory(m, kappa, device, dtype), normal_step_factory(m, device, dtype),
+                        *parts.values()], device, repeats)
+    t_vmf, t_normal, part_times = times[0], times[1], dict(zip(parts, times[2:]))
+    print(f"\nWhere the vMF step goes, m = {m}, kappa = {kappa:g} (times in Normal steps of "
+          f"{t_normal * 1e6:.0f} us)")
+    for name, t in [("whole step", t_vmf), *part_times.items(),
+                    ("rest (autograd graph)", t_vmf - sum(part_times.values()))]:
+        print(f"  {name:<27} {t * 1e6:>7.0f} us {t / t_normal:>6.2f}x")
 
 
 SVAE_RANGE = {10: (49e3, 96e3), 50: (46e3, 106e3), 200: (36e3, 65e3)}  # issue 2

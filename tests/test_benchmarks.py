@@ -25,8 +25,12 @@ def ratios(text: str) -> list[float]:
 
 def test_bench_distributions_prints_every_table():
     out = run_script("benchmarks/bench_distributions.py", "--repeats", "5")
-    for header in ("vMF/Normal", "WN/Normal", "PS/Normal", "mvae"):
+    for header in ("vMF/Normal", "WN/Normal", "PS/Normal", "mvae", "Where the vMF step goes"):
         assert header in out
+    # the vMF step's time budget names each float64 part and the rest
+    for part in ("whole step", "rejection sampler", "kappa-gradient quadrature", "Bessel terms",
+                 "rest (autograd graph)"):
+        assert re.search(rf"^  {re.escape(part)}\s+-?\d+ us\s+-?\d+\.\d+x$", out, flags=re.M), part
     # 16 vMF cells, 4 wrapped-normal and 4 Power Spherical rows, each with its ratio(s)
     assert len(re.findall(r"^\s+(3|10|50|200)\s", out, flags=re.M)) == 16 + 4 + 4
     assert ratios(out) and all(0 < r < 1e3 for r in ratios(out))
