@@ -202,6 +202,10 @@ def _add_sweep_parser(sub, geometries, likelihoods) -> None:
     s.add_argument("--eval-float64", action="store_true", default=None, help="evaluate in double precision")
     s.add_argument("--name", help="sweep name stored with each run; tables select by it (default: post, or the protocol's)")
     s.add_argument("--workers", type=_positive_int, help="parallel runs (default: one per usable core)")
+    s.add_argument("--threads", type=_positive_int,
+                   help="torch threads per run (default: the usable cores shared among the runs "
+                        "that start together); 1 on a machine busy with other work, where a run "
+                        "given a second thread waits on a busy core")
     s.add_argument("--backend", choices=["local", "ray"], default="local",
                    help="local worker processes, or a Ray cluster (pip install -r requirements-cluster.txt)")
     s.add_argument("--address", help="Ray cluster address for --backend ray (default: start a local Ray)")
@@ -418,7 +422,7 @@ def cmd_sweep(args) -> int:
         print(f"{sum(j['key'] in done for j in jobs)} of {len(jobs)} runs done in {db.path}")
         return 0
     report = run_sweep(spec, db, workers=args.workers, backend=args.backend, address=args.address,
-                       progress=not args.quiet, command=command)
+                       threads=args.threads, progress=not args.quiet, command=command)
     print(summarise(report) + f"; results in {db.path}")
     if report.interrupted:
         return 130

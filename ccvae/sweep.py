@@ -18,6 +18,9 @@ How it stays correct:
   process's CPU affinity: ``taskset -c 1 ccvae sweep ...`` uses one), each with
   ``cores // workers`` torch threads: PyTorch's intra-op threads fight over cores
   otherwise (on a 2-core machine two 2-thread workers run slower than one).
+  ``threads`` (``--threads``) sets the count instead: on a machine busy with other
+  work a lone run's second thread waits on a busy core (measured here: an epoch over
+  80 s with 2 threads, 3.5 s with 1).
 - ``backend="ray"`` sends the same function to a Ray cluster (``ray.init(address)``);
   Ray is an optional extra (``requirements-cluster.txt``). Cluster nodes need ccvae
   and the dataset files themselves; rows still come back to the driver's database.
@@ -480,12 +483,14 @@ def _ray_backend(jobs, address, threads, meta, on_result, on_epoch):
 
 
 def run_sweep(spec: SweepSpec, db: ResultsDB, *, workers: int | None = None, backend: str = "local",
-              address: str | None = None, progress: bool = True, command: str | None = None,
+              address: str | None = None, threads: int | None = None, progress: bool = True,
+              command: str | None = None,
               log: Callable[[str], None] | None = None,
               on_epoch: Callable[[str, dict[str, Any]], None] | None = None) -> SweepReport:
     """Run every job of ``spec`` not yet in ``db``; record each as it finishes.
 
-    With ``progress`` a bar counts the runs and shows, for each run under way, its
+    ``threads``: torch threads per run (default: the usable cores divided among the
+    runs that start together). With ``progress`` a bar counts the runs and shows, for each run under way, its
     epoch and best validation ELBO so far, from worker processes and Ray tasks alike.
     ``on_epoch(run_key, {"epoch", "epochs", "val_elbo"})`` is also called after every
     epoch of every run.
@@ -499,9 +504,12 @@ def run_sweep(spec: SweepSpec, db: ResultsDB, *, workers: int | None = None, bac
     jobs = expand(spec)
     done_keys = db.done_keys()
     todo = [j for j in jobs if j["key"] not in done_keys]
-    # The cores are shared among the runs that can go at once: fewer runs than workers
-    # get more threads each instead of leaving cores idle.
-    threads = max(1, cores // max(1, min(workers, len(todo))))
+    if threads is None:
+        # The cores are shared among the runs that can go at once: fewer runs than
+        # workers get more threads each instead of leaving cores idle.
+        threads = max(1, cores // max(1, min(workers, len(todo))))
+    elif threads < 1:
+        raise ConfigError(f"threads must be >= 1, got {threads}")
     report = SweepReport(total=len(jobs), skipped=len(jobs) - len(todo))
     meta = {"git_commit": git_commit(), "command": command}
     say = log or (lambda msg: print(msg, file=sys.stderr))

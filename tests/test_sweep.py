@@ -271,6 +271,16 @@ def test_fewer_runs_than_workers_get_the_idle_cores(tmp_path):
     assert [r["device"] for r in db.runs()] == [f"cpu x{usable_cores()} threads"]
 
 
+def test_threads_per_run_can_be_set(tmp_path):
+    db = ResultsDB(tmp_path / "r.sqlite")
+    spec = SweepSpec(**{**TINY, "geometries": ("euclidean",)})
+    report = run_sweep(spec, db, workers=2, threads=1, progress=False, log=lambda m: None)
+    assert len(report.recorded) == 1
+    assert [r["device"] for r in db.runs()] == ["cpu x1 threads"]  # not every usable core
+    with pytest.raises(ConfigError, match="threads must be >= 1"):
+        run_sweep(spec, ResultsDB(tmp_path / "s.sqlite"), threads=0, progress=False)
+
+
 def test_ray_backend_runs_a_two_configuration_sweep(tmp_path):
     pytest.importorskip("ray")
     db = ResultsDB(tmp_path / "r.sqlite")
@@ -295,6 +305,7 @@ def test_unknown_backend_is_refused(tmp_path):
     (["--latent-dims", "2,0"], 2, "positive integer"),
     (["--latent-dims", "2", "--geometries", "flat"], 2, "unknown geometry 'flat'"),
     (["--latent-dims", "2", "--backend", "slurm"], 2, "invalid choice"),
+    (["--latent-dims", "2", "--threads", "0"], 2, "positive integer"),
     (["--protocol", "davidson", "--dataset", "lfw"], 1, "defined on mnist"),
     (["--latent-dims", "2", "--hidden", "256,128", "--layers", "1"], 1, "fix the layer count"),
     (["--latent-dims", "2", "--sphere-posterior", "bingham"], 2, "invalid choice"),
