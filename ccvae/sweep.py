@@ -490,8 +490,9 @@ def run_sweep(spec: SweepSpec, db: ResultsDB, *, workers: int | None = None, bac
     """Run every job of ``spec`` not yet in ``db``; record each as it finishes.
 
     ``threads``: torch threads per run (default: the usable cores divided among the
-    runs that start together). With ``progress`` a bar counts the runs and shows, for each run under way, its
-    epoch and best validation ELBO so far, from worker processes and Ray tasks alike.
+    runs that start together). With ``progress`` a bar counts the runs and shows, for
+    each run under way, its epoch and best validation ELBO so far, from worker
+    processes and Ray tasks alike.
     ``on_epoch(run_key, {"epoch", "epochs", "val_elbo"})`` is also called after every
     epoch of every run.
     """
