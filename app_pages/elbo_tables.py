@@ -39,7 +39,7 @@ st.header("Test ELBO beside the post's tables")
 st.markdown(
     f"Test ELBO per example in nats (higher is better) ± the spread of the per-batch mean over test "
     f"batches, by latent dimension D and number of hidden layers L; our cells come from sweep "
-    f"`{tables.DEFAULT_SWEEP['elbo']}`. With several seeds a cell is their mean, its ± adds the spread "
+    f"`{tables.ELBO_SWEEP}`. With several seeds a cell is their mean, its ± adds the spread "
     "over seeds in quadrature, and (n=…) counts them. **★** marks the best geometry of each row, "
     "separately for ours and for the post's.")
 
@@ -61,7 +61,7 @@ summary = rv.elbo_summary(rows)
 if summary:
     st.markdown(f"**{summary}**")
 elif db is not None:
-    st.info(f"No {dataset.upper()} runs in sweep `{tables.DEFAULT_SWEEP['elbo']}` yet: only the post's "
+    st.info(f"No {dataset.upper()} runs in sweep `{tables.ELBO_SWEEP}` yet: only the post's "
             f"values are shown. Run `ccvae sweep --dataset {dataset}` to fill the grid.")
 
 ceiling = tables.elbo_ceiling(db, dataset) if db is not None and dataset == "lfw" else None

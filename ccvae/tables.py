@@ -34,13 +34,13 @@ from .results_db import ResultsDB
 from .sweep import LATER_SETTINGS
 
 __all__ = ["Cell", "cells", "elbo_rows", "iwae_rows", "sampler_ablation_rows", "render", "training_note",
-           "protocol_note", "SIGNIFICANCE_Z", "DEFAULT_SWEEP", "IWAE_SWEEPS", "ABLATION_SWEEP"]
+           "protocol_note", "SIGNIFICANCE_Z", "ELBO_SWEEP", "IWAE_SWEEPS", "ABLATION_SWEEP"]
 
 GEOMETRIES = ref.GEOMETRIES
 LABELS = {"euclidean": "Euclidean", "sphere": "Sphere", "hyperbolic": "Hyperbolic"}
 SIGNIFICANCE_Z = 2.0
 #: The ELBO tables' sweep (the IWAE table and the sampler ablation read ``IWAE_SWEEPS``).
-DEFAULT_SWEEP = {"elbo": "post"}
+ELBO_SWEEP = "post"
 #: The IWAE table's sweeps, newest revision of Davidson et al.'s protocol first: without
 #: an explicit sweep each cell comes from the first of these that has it, and the table
 #: says which. The first revision ran the protocol as the paper states it; the second
@@ -125,7 +125,7 @@ def elbo_rows(db: ResultsDB, dataset: str, sweep: str | None = None) -> list[dic
     ``{"latent_dim", "layers", "ours": {g: Cell}, "post": {g: (v, err)}, "best_ours",
     "best_post", "z": {g: z}, "significant": {g: bool}, "better": {g: bool}}``."""
     post = ref.post_table(dataset)
-    rows = db.runs(dataset=dataset, sweep=sweep or DEFAULT_SWEEP["elbo"], likelihood="bernoulli",
+    rows = db.runs(dataset=dataset, sweep=sweep or ELBO_SWEEP, likelihood="bernoulli",
                    binarize="none")
     ours = cells(rows, "elbo")
     out = []
@@ -142,7 +142,7 @@ def elbo_rows(db: ResultsDB, dataset: str, sweep: str | None = None) -> list[dic
 def elbo_ceiling(db: ResultsDB, dataset: str, sweep: str | None = None) -> float | None:
     """The highest ELBO a Bernoulli model can reach on the test split these runs used
     (:func:`ccvae.evaluation.metrics.bernoulli_elbo_ceiling`), when recorded."""
-    values = [r["elbo_ceiling"] for r in db.runs(dataset=dataset, sweep=sweep or DEFAULT_SWEEP["elbo"])
+    values = [r["elbo_ceiling"] for r in db.runs(dataset=dataset, sweep=sweep or ELBO_SWEEP)
               if r.get("elbo_ceiling") is not None]
     return max(values) if values else None
 
@@ -181,11 +181,13 @@ def protocol_note(rows: list[dict[str, Any]]) -> str:
                 groups[r["sweep"][g]].append(f"{LABELS[g].lower()} d={r['latent_dim']}")
     if len(groups) < 2:
         return ""
-    ordered = sorted(groups.items(), key=lambda kv: len(kv[1]))
-    parts = [f"{', '.join(names)}: {IWAE_SWEEP_LABELS.get(name, 'sweep ' + name)}" for name, names in ordered[:-1]]
-    name, names = ordered[-1]  # the largest group last, and briefly when it is long
-    cells_text = f"the other {len(names)} cells" if len(names) > 4 else ", ".join(names)
-    parts.append(f"{cells_text}: {IWAE_SWEEP_LABELS.get(name, 'sweep ' + name)}")
+    ordered = sorted(groups.items(), key=lambda kv: len(kv[1]))  # the largest group last
+    parts = []
+    for name, names in ordered:
+        cells_text = ", ".join(names)
+        if names is ordered[-1][1] and len(names) > 4:  # briefly, when it is long
+            cells_text = f"the other {len(names)} cells"
+        parts.append(f"{cells_text}: {IWAE_SWEEP_LABELS.get(name, 'sweep ' + name)}")
     return "Protocol: " + "; ".join(parts) + "."
 
 
@@ -387,7 +389,7 @@ def _table_records(db: ResultsDB, dataset: str, kind: str, sweep: str | None, pu
         raise ConfigError(f"unknown table kind {kind!r}; choose elbo, iwae or sampler")
     if not any(r["ours"] for r in rows):
         where = repr(sweep) if sweep else (" or ".join(map(repr, IWAE_SWEEPS)) if kind == "iwae"
-                                           else repr(DEFAULT_SWEEP["elbo"]))
+                                           else repr(ELBO_SWEEP))
         notes.insert(0, f"(no {dataset} runs in sweep {where} of {db.path}: published values only)")
     return header, body, notes
 
