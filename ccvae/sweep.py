@@ -502,6 +502,8 @@ def run_sweep(spec: SweepSpec, db: ResultsDB, *, workers: int | None = None, bac
     workers = workers or cores
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
+    if threads is not None and threads < 1:
+        raise ConfigError(f"threads must be >= 1, got {threads}")
     jobs = expand(spec)
     done_keys = db.done_keys()
     todo = [j for j in jobs if j["key"] not in done_keys]
@@ -509,8 +511,6 @@ def run_sweep(spec: SweepSpec, db: ResultsDB, *, workers: int | None = None, bac
         # The cores are shared among the runs that can go at once: fewer runs than
         # workers get more threads each instead of leaving cores idle.
         threads = max(1, cores // max(1, min(workers, len(todo))))
-    elif threads < 1:
-        raise ConfigError(f"threads must be >= 1, got {threads}")
     report = SweepReport(total=len(jobs), skipped=len(jobs) - len(todo))
     meta = {"git_commit": git_commit(), "command": command}
     say = log or (lambda msg: print(msg, file=sys.stderr))
