@@ -351,23 +351,47 @@ def test_implicit_gradient_backends_agree_and_unknown_one_is_refused():
         implicit_w_gradient(kappa, omega, 10, backend="jax")
 
 
-def test_loc_gradient_gradcheck_through_the_reflection():
+@pytest.mark.parametrize("backend", ["numpy", "torch"])  # CPU default, and other devices
+def test_loc_gradient_gradcheck_through_the_reflection(backend):
     torch.manual_seed(0)
     for m in (2, 5):
         n = 4
         omega = torch.rand(n, dtype=F64) * 1.5 + 0.01
-        v = unit(torch.randn(n, m - 1, dtype=F64))
+        g = torch.randn(n, m - 1, dtype=F64)  # the node normalises it: v = g/|g|
         kappa = torch.full((n,), 3.0, dtype=F64)
         loc = unit(torch.randn(n, m, dtype=F64))
         loc[0] = -loc[0].abs()  # both branches of the reflection (loc_1 <= 0 and > 0)
         loc[1] = loc[1].abs()
         loc.requires_grad_()
-        fn = lambda l: _ReflectedSample.apply(l, kappa, omega, v, m, torch.zeros(()))  # noqa: E731
+        fn = lambda l: _ReflectedSample.apply(l, kappa, omega, g, m, torch.zeros(()), backend)  # noqa: E731
         assert torch.autograd.gradcheck(fn, (loc,))
         # and the fused step equals the plain composition
+        v = unit(g)
         z0 = torch.cat([(1 - omega).unsqueeze(-1),
                         torch.sqrt(omega * (2 - omega)).unsqueeze(-1) * v], -1)
         assert torch.allclose(fn(loc), reflect_from_e1(loc, z0), atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+@pytest.mark.parametrize("m", [2, 3, 11])
+def test_reflection_node_backends_agree_in_values_and_both_gradients(m, dtype):
+    # numpy (the CPU default) and torch (other devices) run the same formulas; with a
+    # sample shape, as rsample((S,)) passes expanded parameters
+    torch.manual_seed(m)
+    loc = F.normalize(torch.randn(3, 16, m, dtype=dtype), dim=-1).requires_grad_()
+    kappa = (torch.rand(3, 16, dtype=dtype) * 50 + 0.5).requires_grad_()
+    omega = sample_one_minus_w(kappa, m)
+    g = torch.randn(3, 16, m - 1, dtype=dtype)
+    one_minus_mean = VonMisesFisher(loc.detach(), kappa.detach()).bessel_terms.one_minus_ratio
+    target = torch.randn(3, 16, m, dtype=dtype)
+    out = {}
+    for backend in ("numpy", "torch"):
+        z = _ReflectedSample.apply(loc, kappa, omega, g, m, one_minus_mean, backend)
+        out[backend] = (z, *torch.autograd.grad((z * target).sum(), (loc, kappa)))
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-13)
+    for a, b in zip(out["numpy"], out["torch"]):
+        assert a.dtype == dtype and a.shape == b.shape
+        torch.testing.assert_close(a, b, **tol)
 
 
 def test_reflection_maps_e1_to_loc_and_is_orthogonal():
@@ -487,3 +511,4 @@ def test_cuda_sampling_kl_and_gradients():
     kl, _ = _kl_and_grad(m, torch.tensor(KL_KAPPAS, dtype=F64, device="cuda"))
     assert torch.allclose(kl.cpu(), torch.tensor([kl_reference(m, x)[0] for x in KL_KAPPAS], dtype=F64),
                           rtol=1e-8, atol=1e-12)
+

@@ -46,7 +46,8 @@ float64 work without autograd: on CPU tensors numpy does it (its per-operation c
 quarter of torch's, which dominates at training batch sizes), elsewhere torch; the
 formulas are written once for both, and the random draws are torch's either way.
 Steps 2-3 are one autograd node with a hand-written backward
-(``_ReflectedSample``). A distribution evaluates the Bessel quantities of its
+(``_ReflectedSample``), whose arithmetic is also numpy's on CPU (in the sample's
+dtype). A distribution evaluates the Bessel quantities of its
 concentration once and shares them between the KL, the entropy and the kappa gradient
 of ``rsample``.
 """
@@ -255,18 +256,20 @@ def _array_library(backend: str | None, device: torch.device):
 # -------------------------------------------------------------------------------------
 # Step 1b: implicit reparameterisation gradient of w with respect to kappa.
 # -------------------------------------------------------------------------------------
-_GL_CACHE: dict[tuple[int, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
+_GL_CACHE: dict[tuple, tuple] = {}
 
 
-def _gauss_legendre(n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _gauss_legendre(n: int, device: torch.device, xp=torch):
     """Nodes and weights on [-1, 1], float64 (Golub & Welsch 1969: eigen-decomposition
-    of the Jacobi matrix of the Legendre recurrence), cached per device."""
-    key = (n, device)
+    of the Jacobi matrix of the Legendre recurrence), as torch tensors on ``device`` or
+    numpy arrays (``xp``), cached."""
+    key = (n, device, xp is np)
     if key not in _GL_CACHE:
         k = torch.arange(1, n, dtype=torch.float64)
         off = k / torch.sqrt(4.0 * k * k - 1.0)
         nodes, vecs = torch.linalg.eigh(torch.diag(off, 1) + torch.diag(off, -1))
-        _GL_CACHE[key] = (nodes.to(device), (2.0 * vecs[0] ** 2).to(device))
+        nodes, weights = nodes.to(device), (2.0 * vecs[0] ** 2).to(device)
+        _GL_CACHE[key] = (nodes.numpy(), weights.numpy()) if xp is np else (nodes, weights)
     return _GL_CACHE[key]
 
 
@@ -307,20 +310,34 @@ def implicit_w_gradient(kappa: torch.Tensor, omega: torch.Tensor, m: int,
     < 1e-8 against mpmath (m in [2, 1000], kappa in [1e-3, 1e5], samples from the
     1e-4 to the 1 - 1e-4 quantile; tests/test_von_mises_fisher.py).
     """
-    shape = omega.shape
-    k = kappa.reshape(-1)  # flat: the quadrature below is laid out (nodes, n)
     if one_minus_mean is None:
-        one_minus_mean = bessel_terms(0.5 * m - 1.0, k, ratio=True).one_minus_ratio
-    args = (k, omega.reshape(-1), one_minus_mean.expand(shape).reshape(-1))
-    nodes, weights = _gauss_legendre(QUADRATURE_NODES, k.device)
-    if _array_library(backend, k.device) is torch:
-        return _implicit_w_gradient(torch, *args, m, nodes, weights).reshape(shape)
-    arrays = [t.detach().cpu().numpy() for t in (*args, nodes, weights)]
+        one_minus_mean = bessel_terms(0.5 * m - 1.0, kappa.detach().to(torch.float64),
+                                      ratio=True).one_minus_ratio
+    xp = _array_library(backend, kappa.device)
+    out = _dw_dkappa(xp, kappa, omega if xp is torch else omega.detach().cpu().numpy(), m,
+                     one_minus_mean)
+    return out if xp is torch else torch.from_numpy(out).to(kappa.device)
+
+
+def _dw_dkappa(xp, kappa: torch.Tensor, omega, m: int, one_minus_mean: torch.Tensor):
+    """``implicit_w_gradient`` with omega (any float dtype) an array of ``xp`` and the
+    result a float64 array of ``xp`` of omega's shape; ``kappa`` and ``one_minus_mean``
+    are tensors that broadcast to it."""
+    shape = omega.shape
+
+    def flat64(t):  # the quadrature below is laid out (nodes, n) on flat float64 arrays
+        t = t.detach().to(torch.float64).expand(shape).reshape(-1)
+        return t if xp is torch else t.cpu().numpy()
+
+    nodes, weights = _gauss_legendre(QUADRATURE_NODES, kappa.device, xp)
+    if xp is torch:
+        return _implicit_w_gradient(torch, flat64(kappa), omega.reshape(-1).to(torch.float64),
+                                    flat64(one_minus_mean), m, nodes, weights).reshape(shape)
     # IEEE semantics as in torch: log(0) = -inf and the like without warnings (the
     # values they reach are replaced by torch.where-style selects, as below).
     with np.errstate(all="ignore"):
-        out = torch.from_numpy(_implicit_w_gradient(np, *arrays[:3], m, *arrays[3:]))
-    return out.to(k.device).reshape(shape)
+        return _implicit_w_gradient(np, flat64(kappa), omega.reshape(-1).astype(np.float64),
+                                    flat64(one_minus_mean), m, nodes, weights).reshape(shape)
 
 
 def _implicit_w_gradient(xp, k, omega, one_minus_mean, m: int, nodes, weights):
@@ -429,8 +446,52 @@ def reflect_from_e1(loc: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return (u * x).sum(-1, keepdim=True) * scaled_u - s * x
 
 
+def _rowdot(a, b):
+    """Row-wise dot product over the last dimension, kept as a size-1 dimension (torch
+    or numpy arrays alike)."""
+    return (a * b).sum(-1)[..., None]
+
+
+def _reflect_forward(xp, loc, omega, g, tiny: float):
+    r"""Steps 2-3 on arrays of ``xp`` (torch or numpy) of one dtype: v = g/|g|, z0 =
+    (1 - omega, sqrt(omega (2 - omega)) v) and z = Q(loc) z0 (``reflect_from_e1``).
+
+    Returns z and the intermediates the backward pass reuses. ``tiny`` is the dtype's
+    smallest normal number: a zero Gaussian vector g has probability 0 and the clamp
+    only avoids 0/0; sqrt(1 - w^2) = sqrt(omega (2 - omega)) is exact near w = 1 and
+    omega > 0 unless a float32 proposal rounds to 0 at astronomical kappa, where the
+    clamp keeps 1/sin_theta finite in the backward pass.
+    """
+    cat = torch.cat if xp is torch else np.concatenate
+    v = g / xp.clip(xp.sqrt(_rowdot(g, g)), tiny, None)
+    sin_theta = xp.sqrt(xp.clip(omega * (2.0 - omega), tiny, None))
+    z0 = cat([(1.0 - omega)[..., None], sin_theta[..., None] * v], -1)
+    loc1 = loc[..., :1]
+    one = xp.ones_like(loc1)  # the sign s as an array of loc's dtype, for both libraries
+    s = xp.where(loc1 > 0, one, -one)
+    u = cat([loc1 * s + 1.0, loc[..., 1:] * s], -1)
+    c = 1.0 / (1.0 + xp.abs(loc1))
+    alpha = _rowdot(u, z0)
+    return (s * c * alpha) * u - s * z0, (v, sin_theta, z0, s, u, c, alpha)
+
+
+def _reflect_backward(saved, omega, grad, need_loc: bool, need_omega: bool):
+    """dL/dloc and dL/domega of ``_reflect_forward`` (formulas in ``_ReflectedSample``)."""
+    v, sin_theta, z0, s, u, c, alpha = saved
+    beta = _rowdot(u, grad)
+    grad_loc = d_omega = None
+    if need_loc:
+        grad_loc = c * (beta * z0 + alpha * grad)
+        grad_loc[..., :1] -= c * c * alpha * beta
+    if need_omega:
+        g0 = s * (c * beta * u - grad)
+        d_omega = (g0[..., 1:] * v).sum(-1) * (1.0 - omega) / sin_theta - g0[..., 0]
+    return grad_loc, d_omega
+
+
 class _ReflectedSample(torch.autograd.Function):
-    r"""z = Q(loc) z0, z0 = (1 - omega, sqrt(omega (2 - omega)) v): steps 2-3 in one node.
+    r"""z = Q(loc) z0, z0 = (1 - omega, sqrt(omega (2 - omega)) v), v = g/|g|: steps 2-3
+    in one node.
 
     Gradients (hand-written, so that the step is one autograd node instead of a dozen):
     with s, u, c = 1/(1 + |loc_1|) as in ``reflect_from_e1``, alpha = u.z0, beta = u.G
@@ -440,40 +501,40 @@ class _ReflectedSample(torch.autograd.Function):
     * dL/dloc = c (beta z0 + alpha G) - c^2 alpha beta e_1;
     * dL/domega = -dL/dz0_1 + (dL/dz0_{2:} . v) (1 - omega)/sqrt(omega (2 - omega)),
       then dL/dkappa = -dL/domega * dw/dkappa (``implicit_w_gradient``).
+
+    ``backend`` as in ``sample_one_minus_w``: by default numpy does the arithmetic for
+    float32/float64 CPU tensors (about 40 small operations forward and back, each ~1 us
+    in numpy against ~4 us of torch dispatch at a training batch), torch otherwise. The
+    formulas are written once (``_reflect_forward``, ``_reflect_backward``).
     """
 
     @staticmethod
-    def forward(ctx, loc, kappa, omega, v, m, one_minus_mean):
-        # sqrt(1 - w^2) = sqrt(omega (2 - omega)), exact near w = 1; omega > 0 unless a
-        # float32 proposal rounds to 0 at astronomical kappa, and the clamp keeps
-        # 1/sin_theta finite in the backward pass there.
-        sin_theta = torch.sqrt((omega * (2.0 - omega)).clamp_min(torch.finfo(omega.dtype).tiny))
-        z0 = torch.cat([(1.0 - omega).unsqueeze(-1), sin_theta.unsqueeze(-1) * v], dim=-1)
-        loc1 = loc[..., :1]
-        s = torch.where(loc1 > 0, 1.0, -1.0).to(loc.dtype)
-        u = torch.cat([loc1 * s + 1.0, loc[..., 1:] * s], dim=-1)
-        c = 1.0 / (1.0 + loc1.abs())
-        alpha = (u * z0).sum(-1, keepdim=True)
-        ctx.m = m
-        ctx.save_for_backward(kappa, omega, v, one_minus_mean, sin_theta, z0, s, u, c, alpha)
-        return (s * c * alpha) * u - s * z0
+    def forward(ctx, loc, kappa, omega, g, m, one_minus_mean, backend=None):
+        xp = _array_library(backend, loc.device)
+        if loc.dtype not in (torch.float32, torch.float64):
+            xp = torch  # numpy has no bfloat16
+        tiny = torch.finfo(loc.dtype).tiny
+        arrays = (loc, omega, g) if xp is torch else (loc.detach().numpy(), omega.numpy(), g.numpy())
+        z, saved = _reflect_forward(xp, *arrays, tiny)
+        ctx.m, ctx.xp, ctx.saved, ctx.omega = m, xp, saved, arrays[1]
+        ctx.save_for_backward(kappa, one_minus_mean)
+        return z if xp is torch else torch.from_numpy(z)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
-        kappa, omega, v, one_minus_mean, sin_theta, z0, s, u, c, alpha = ctx.saved_tensors
-        beta = (u * grad).sum(-1, keepdim=True)
-        grad_loc = grad_kappa = None
-        if ctx.needs_input_grad[0]:
-            grad_loc = c * (beta * z0 + alpha * grad)
-            grad_loc[..., :1] -= c * c * alpha * beta
-        if ctx.needs_input_grad[1]:
-            g0 = s * (c * beta * u - grad)
-            d_omega = (g0[..., 1:] * v).sum(-1) * (1.0 - omega) / sin_theta - g0[..., 0]
-            dw = implicit_w_gradient(kappa.to(torch.float64), omega.to(torch.float64), ctx.m,
-                                     one_minus_mean.expand(kappa.shape))
-            grad_kappa = -d_omega * dw.to(d_omega.dtype)
-        return grad_loc, grad_kappa, None, None, None, None
+        kappa, one_minus_mean = ctx.saved_tensors
+        xp, omega = ctx.xp, ctx.omega
+        need_loc, need_kappa = ctx.needs_input_grad[:2]
+        grad_loc, d_omega = _reflect_backward(ctx.saved, omega, grad if xp is torch else grad.numpy(),
+                                              need_loc, need_kappa)
+        grad_kappa = None
+        if need_kappa:
+            dw = _dw_dkappa(xp, kappa.detach(), omega, ctx.m, one_minus_mean.expand(kappa.shape))
+            grad_kappa = -d_omega * dw.astype(d_omega.dtype) if xp is np else -d_omega * dw.to(d_omega.dtype)
+        if xp is np:
+            grad_loc, grad_kappa = (None if a is None else torch.from_numpy(a) for a in (grad_loc, grad_kappa))
+        return grad_loc, grad_kappa, None, None, None, None, None
 
 
 # -------------------------------------------------------------------------------------
@@ -600,16 +661,14 @@ class VonMisesFisher(Distribution):
         shape = torch.Size(sample_shape) + self.batch_shape
         kappa = self.concentration.expand(shape)
         omega = sample_one_minus_w(kappa, self.m)
+        # a Gaussian vector, normalised in the node: v = g/|g| uniform on S^{m-2}
         g = torch.randn(shape + (self.m - 1,), dtype=self.loc.dtype, device=self.loc.device)
-        # v uniform on S^{m-2}. A zero Gaussian vector has probability 0; the clamp only
-        # avoids 0/0.
-        v = g / g.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(g.dtype).tiny)
         loc = self.loc.expand(shape + (self.m,))
         if kappa.requires_grad and torch.is_grad_enabled():
             one_minus_mean = self.bessel_terms.one_minus_ratio
         else:  # not needed: the gradient in kappa is not asked for
             one_minus_mean = omega.new_zeros(())
-        return _ReflectedSample.apply(loc, kappa, omega, v, self.m, one_minus_mean)
+        return _ReflectedSample.apply(loc, kappa, omega, g, self.m, one_minus_mean)
 
     # -- densities -----------------------------------------------------------------
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
