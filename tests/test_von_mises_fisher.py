@@ -512,3 +512,14 @@ def test_cuda_sampling_kl_and_gradients():
     assert torch.allclose(kl.cpu(), torch.tensor([kl_reference(m, x)[0] for x in KL_KAPPAS], dtype=F64),
                           rtol=1e-8, atol=1e-12)
 
+
+def test_parameters_of_the_batch_shape_are_used_without_an_expand_node():
+    # an expand to the same shape would add an autograd node per parameter per step
+    loc = unit(torch.randn(4, 3)).requires_grad_()
+    kappa = (torch.rand(4) + 1).requires_grad_()
+    q = VonMisesFisher(loc, kappa)
+    assert q.loc is loc and q.concentration is kappa
+    z = q.rsample()
+    assert "Expand" not in str([f for f, _ in z.grad_fn.next_functions])
+    # a scalar concentration is still broadcast over the batch
+    assert VonMisesFisher(loc, torch.tensor(2.0)).concentration.shape == (4,)

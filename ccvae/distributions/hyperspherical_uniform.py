@@ -19,6 +19,8 @@ import math
 import torch
 from torch.distributions import Distribution, constraints
 
+from .shapes import expand_to
+
 __all__ = ["HypersphericalUniform", "log_sphere_area", "unit_vector", "UnitVector"]
 
 
@@ -95,7 +97,7 @@ def spherical_parameters(loc, concentration) -> tuple[torch.Tensor, torch.Tensor
         raise ValueError(f"concentration: shape {tuple(concentration.shape)} does not "
                          f"broadcast with loc's batch shape {tuple(batch)}") from exc
     m = loc.shape[-1]
-    return loc.expand(batch_shape + (m,)), concentration.expand(batch_shape), batch_shape
+    return expand_to(loc, batch_shape + (m,)), expand_to(concentration, batch_shape), batch_shape
 
 
 def check_spherical_values(loc: torch.Tensor, concentration: torch.Tensor, *,

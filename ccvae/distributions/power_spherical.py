@@ -29,6 +29,7 @@ from torch.distributions.kl import register_kl
 
 from .hyperspherical_uniform import (HypersphericalUniform, check_spherical_values, log_sphere_area,
                                      spherical_parameters, unit_vector)
+from .shapes import expand_to
 from .von_mises_fisher import reflect_from_e1
 
 __all__ = ["PowerSpherical"]
@@ -105,7 +106,7 @@ class PowerSpherical(Distribution):
         # v uniform on S^{m-2}; a zero Gaussian vector has probability 0 (clamp: no 0/0).
         v = g / g.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(g.dtype).tiny)
         z0 = torch.cat([t.unsqueeze(-1), sin_theta.unsqueeze(-1) * v], dim=-1)
-        return reflect_from_e1(self.loc.expand(shape + (self.m,)), z0)
+        return reflect_from_e1(expand_to(self.loc, shape + (self.m,)), z0)
 
     def log_normalizer(self) -> torch.Tensor:
         """log C(kappa, m) = -[(alpha+beta) log 2 + beta log pi + lgamma(alpha) - lgamma(alpha+beta)].
@@ -147,4 +148,4 @@ def _kl_power_spherical_uniform(q: PowerSpherical, p: HypersphericalUniform) -> 
                          f"{tuple(p.event_shape)}) but the Power Spherical is on S^{q.m - 1} "
                          f"(event shape {tuple(q.event_shape)})")
     kl = log_sphere_area(q.m - 1) - q.entropy()
-    return kl.expand(torch.broadcast_shapes(q.batch_shape, p.batch_shape))
+    return expand_to(kl, torch.broadcast_shapes(q.batch_shape, p.batch_shape))

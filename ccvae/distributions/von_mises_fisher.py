@@ -64,6 +64,7 @@ from torch.distributions.kl import register_kl
 from ..special import BesselTerms, bessel_terms, iv_ratio, log_ive
 from .hyperspherical_uniform import (HypersphericalUniform, check_spherical_values, log_sphere_area,
                                      spherical_parameters, unit_vector)
+from .shapes import expand_to
 
 __all__ = [
     "VonMisesFisher",
@@ -659,11 +660,11 @@ class VonMisesFisher(Distribution):
     # -- sampling ------------------------------------------------------------------
     def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
         shape = torch.Size(sample_shape) + self.batch_shape
-        kappa = self.concentration.expand(shape)
+        kappa = expand_to(self.concentration, shape)
         omega = sample_one_minus_w(kappa, self.m)
         # a Gaussian vector, normalised in the node: v = g/|g| uniform on S^{m-2}
         g = torch.randn(shape + (self.m - 1,), dtype=self.loc.dtype, device=self.loc.device)
-        loc = self.loc.expand(shape + (self.m,))
+        loc = expand_to(self.loc, shape + (self.m,))
         if kappa.requires_grad and torch.is_grad_enabled():
             one_minus_mean = self.bessel_terms.one_minus_ratio
         else:  # not needed: the gradient in kappa is not asked for
@@ -702,4 +703,4 @@ def _kl_vmf_hyperspherical_uniform(q: VonMisesFisher, p: HypersphericalUniform) 
                          f"{tuple(p.event_shape)}) but the vMF is on S^{q.m - 1} (event shape "
                          f"{tuple(q.event_shape)})")
     kl = _KLVMFUniform.apply(q.concentration, q.m, q.bessel_terms)
-    return kl.expand(torch.broadcast_shapes(q.batch_shape, p.batch_shape))
+    return expand_to(kl, torch.broadcast_shapes(q.batch_shape, p.batch_shape))

@@ -44,6 +44,7 @@ from torch.distributions.utils import _standard_normal
 
 from ..manifolds.base import default_rtol
 from ..manifolds.lorentz import Lorentz, minkowski_inner
+from .shapes import expand_to
 from .wrapped_normal_fused import _LOG_2PI, origin_log_density, wrapped_normal_sample
 
 __all__ = ["WrappedNormal", "OnHyperboloid", "on_hyperboloid"]
@@ -134,8 +135,8 @@ class WrappedNormal(Distribution):
                 "do not broadcast"
             ) from None
         dtype = torch.promote_types(loc.dtype, scale.dtype)
-        self.loc = loc.to(dtype).expand(*batch_shape, d + 1)
-        self.scale = scale.to(dtype=dtype, device=loc.device).expand(*batch_shape, d)
+        self.loc = expand_to(loc.to(dtype), (*batch_shape, d + 1))
+        self.scale = expand_to(scale.to(dtype=dtype, device=loc.device), (*batch_shape, d))
         self.manifold = Lorentz(d)
 
         validate = Distribution._validate_args if validate_args is None else bool(validate_args)
