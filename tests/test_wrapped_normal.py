@@ -518,3 +518,42 @@ def test_fused_float32_gradients_match_float64(r):
     for a, b in zip(out[torch.float32], out[F64]):
         err = (a.double() - b).abs().max() / b.abs().max()
         assert err < 2e-5, (r, float(err))
+
+
+# r = |v| at both sides of each switch: 0, the sinh(r)/r series (< 0.01), the D(r)
+# series (< 0.3 in float64, < 1 in float32), closed forms, just inside the float32
+# step clamp (17) and beyond the float64 one (141).
+EXPMAP_RADII = (0.0, 1e-4, 0.009, 0.011, 0.29, 0.31, 0.99, 1.01, 3.0, 16.9, 300.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+@pytest.mark.parametrize("d", [1, 2, 10])
+def test_origin_expmap_node_matches_the_manifold_map(d, dtype):
+    from ccvae.distributions.wrapped_normal_fused import origin_expmap
+
+    g = torch.Generator().manual_seed(11)
+    direction = torch.randn(len(EXPMAP_RADII), d, generator=g, dtype=F64)
+    radii = torch.tensor(EXPMAP_RADII, dtype=F64).unsqueeze(-1)
+    v = (radii * direction / direction.norm(dim=-1, keepdim=True)).to(dtype).requires_grad_(True)
+    ref = Lorentz(d).expmap0(torch.cat([torch.zeros_like(v[:, :1]), v], -1))
+    got = origin_expmap(v)
+    assert got.shape == ref.shape == (len(EXPMAP_RADII), d + 1) and got.dtype == dtype
+    weights = torch.randn(got.shape, generator=g, dtype=F64).to(dtype)
+    (g_ref,) = torch.autograd.grad((ref * weights).sum(), v)
+    (g_got,) = torch.autograd.grad((got * weights).sum(), v)
+    # each row relative to its own scale (coordinates reach e^141 beyond the clamp)
+    scale = (ref.detach().abs().amax(-1, keepdim=True) / radii.to(dtype).clamp_min(1)).clamp_min(1)
+    tol = 1e-14 if dtype == F64 else 1e-5
+    assert ((got - ref).abs() / ref.abs().clamp_min(1)).max() < 4 * tol
+    assert torch.isfinite(g_got).all() and ((g_got - g_ref).abs() / scale).max() < 10 * tol
+
+
+def test_origin_expmap_node_passes_gradcheck():
+    from ccvae.distributions.wrapped_normal_fused import origin_expmap
+
+    g = torch.Generator().manual_seed(12)
+    v = torch.randn(6, 3, generator=g, dtype=F64)
+    v = v * torch.tensor([[1e-3], [0.005], [0.2], [0.5], [2.0], [30.0]], dtype=F64) / v.norm(dim=-1, keepdim=True)
+    assert torch.autograd.gradcheck(origin_expmap, (v.requires_grad_(True),))
+    # batched leading dimensions
+    assert torch.autograd.gradcheck(origin_expmap, (v.detach().reshape(2, 3, 3).requires_grad_(True),))

@@ -1,5 +1,6 @@
-r"""The wrapped normal's sampling map, and its log density at the origin, each as one
-autograd node with a hand-written backward.
+r"""The wrapped normal's sampling map, its log density at the origin, and the
+exponential map at the origin that places its mean, each as one autograd node with a
+hand-written backward.
 
 The map (Nagano et al. 2019, Algorithm 1) takes a tangent draw v' at the origin of H^d
 to the point
@@ -84,7 +85,7 @@ from ..manifolds.base import even_series
 from ..manifolds.lorentz import _SERIES_BELOW as SINHC_SERIES_BELOW
 from ..manifolds.lorentz import _SINHC_COEFFS, max_radius
 
-__all__ = ["wrapped_normal_sample", "origin_log_density", "D_SERIES_BELOW"]
+__all__ = ["wrapped_normal_sample", "origin_log_density", "origin_expmap", "D_SERIES_BELOW"]
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -258,3 +259,44 @@ def origin_log_density(t: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     -|log_mu0(z)_{1:} / scale|^2 / 2 - (d-1) log(sinh r / r) - sum log scale - d/2 log 2 pi.
     """
     return _OriginLogDensity.apply(t, scale)
+
+
+class _OriginExpmap(torch.autograd.Function):
+    r"""z = exp_o((0, v)) = (sqrt(1 + |x|^2), x), x = s(r) v, s = sinh(r)/r, r = |v|.
+
+    The same values as ``Lorentz.expmap0`` (its step clamp, note 3, and its time
+    coordinate from |x|), as one node instead of about 25 operations forward and as
+    many back. Backward, with g = (g_0, g_x): g_x' = g_x + g_0 x / z_0 and, since
+    dx/dv = s I + D(r) v v^T (D = s'(r)/r, note 2; -s/r^2 beyond the clamp),
+    g_v = s g_x' + D(r) (v . g_x') v.
+    """
+
+    @staticmethod
+    def forward(ctx, v):
+        r_max = max_radius(v.dtype)
+        r = torch.linalg.vector_norm(v, dim=-1, keepdim=True)
+        r_c = r.clamp(max=r_max)  # note 3
+        s = _sinhc(r, torch.sinh(r_c))  # note 1; sinh(r_max)/r beyond the clamp
+        x = s * v
+        z0 = torch.sqrt((x * x).sum(-1, keepdim=True) + 1.0)
+        ctx.save_for_backward(v, r, r_c, s, x, z0)
+        return torch.cat([z0, x], dim=-1)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        v, r, r_c, s, x, z0 = ctx.saved_tensors
+        g_x = torch.addcmul(grad[..., 1:], grad[..., :1], x / z0)  # z0 = sqrt(1 + |x|^2)
+        r2 = r * r
+        d_r = _d_of_r(r, r2, torch.cosh(r_c), s)
+        clamped = r > r_c
+        if bool(clamped.any()):  # s = sinh(r_max)/r there: s'(r)/r = -s/r^2
+            d_r = torch.where(clamped, -s / r2, d_r)
+        return torch.addcmul(s * g_x, d_r * (v * g_x).sum(-1, keepdim=True), v)
+
+
+def origin_expmap(v: torch.Tensor) -> torch.Tensor:
+    """exp_o((0, v)) on H^d for spatial tangent coordinates ``v`` (..., d), in one
+    autograd node: (..., d+1), equal to ``Lorentz(d).expmap0`` of (0, v) with its
+    clamp at ``max_radius``."""
+    return _OriginExpmap.apply(v)

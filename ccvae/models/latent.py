@@ -29,6 +29,7 @@ from ..distributions.power_spherical import PowerSpherical
 from ..distributions.vmf_svae import SvaeVonMisesFisher
 from ..distributions.von_mises_fisher import VonMisesFisher
 from ..distributions.wrapped_normal import WrappedNormal
+from ..distributions.wrapped_normal_fused import origin_expmap
 from ..errors import ConfigError
 from ..manifolds import Euclidean, Lorentz, Manifold, Sphere
 
@@ -221,9 +222,9 @@ class HyperbolicLatent(Latent):
 
 
     def posterior(self, h):
-        v = self.loc_head(h)
-        u = torch.cat([torch.zeros_like(v[..., :1]), v], dim=-1)
-        loc = self.manifold.expmap0(u)  # exp at the origin: no general transport needed
+        # exp at the origin (no general transport needed), as one autograd node: the
+        # same values as self.manifold.expmap0 of (0, v)
+        loc = origin_expmap(self.loc_head(h))
         scale = F.softplus(self.scale_head(h)) + MIN_SCALE
         return WrappedNormal(loc, scale, validate_args=False)
 
