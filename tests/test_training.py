@@ -59,6 +59,16 @@ def test_early_stopping_and_warmup(blobs):
     assert result.best_epoch == max(result.history, key=lambda r: r["val_elbo"])["epoch"]
 
 
+def test_training_steps_flush_denormals_and_the_setting_is_restored(blobs):
+    from ccvae.cpu import flushing_denormals
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush denormals")
+    seen = []
+    train(cfg(epochs=1), blobs, on_batch=lambda e, i, n: seen.append(flushing_denormals()))
+    assert seen and all(seen)
+    assert not flushing_denormals()
+
+
 def test_cancel_stops_cleanly(blobs):
     calls = []
     result = train(cfg(epochs=10), blobs, should_stop=lambda: len(calls) >= 3,
