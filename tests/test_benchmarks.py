@@ -36,9 +36,15 @@ def test_bench_distributions_prints_every_table():
     assert ratios(out) and all(0 < r < 1e3 for r in ratios(out))
 
 
+def test_bench_training_step_refuses_a_block_longer_than_the_run():
+    proc = subprocess.run([sys.executable, "benchmarks/bench_training_step.py", "--steps", "3",
+                           "--block", "5"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and "--block" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_bench_training_step_prints_the_ratios_to_euclidean():
-    out = run_script("benchmarks/bench_training_step.py", "--latent-dims", "2", "--steps", "3",
-                     "--rounds", "1", "--threads", "2")
+    out = run_script("benchmarks/bench_training_step.py", "--latent-dims", "2", "--steps", "4",
+                     "--block", "2", "--threads", "2")
     assert "sphere" in out and "hyperbolic" in out
     assert "2 threads" in out  # --threads is honoured (OMP_NUM_THREADS=1 here)
     assert ratios(out) and all(0 < r < 1e3 for r in ratios(out))
