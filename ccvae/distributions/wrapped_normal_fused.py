@@ -68,8 +68,14 @@ with E = k'(n)/n. Written in n, E = (1/sqrt(1+n^2) - asinh(n)/n)/n^2 cancels and
 series converges slowly; in r it is E = -D(r) k^3 / cosh(r), with the same D as above
 (n = sinh r, dk/dn = (dk/dr)/cosh r, sinh r - r cosh r = -r^3 D(r)): no cancellation.
 
-Both nodes are differentiable once (``once_differentiable``, as the vMF's sampling
-node): a second derivative through them raises instead of returning a wrong value.
+The mean's exp map at the origin, z = exp_o((0, v)) = (sqrt(1 + |x|^2), x) with
+x = s(r) v, r = |v| (``origin_expmap``, the hyperbolic encoder's last step), has
+dx/dv = s I + D(r) v v^T, so its backward is g_v = s g_x' + D(r) (v . g_x') v with
+g_x' = g_x + g_0 x / z_0: the same D and the same guards (notes 1-3).
+
+All three nodes are differentiable once (``once_differentiable``, as the vMF's
+sampling node): a second derivative through them raises instead of returning a
+wrong value.
 
 ``tests/test_wrapped_normal.py`` checks values and gradients against the composed
 manifold maps (float64, every branch) and with ``torch.autograd.gradcheck``.
