@@ -19,7 +19,7 @@ import math
 import torch
 from torch.distributions import Distribution, constraints
 
-from .shapes import expand_to
+from .shapes import broadcast_shapes, expand_to
 
 __all__ = ["HypersphericalUniform", "log_sphere_area", "unit_vector", "UnitVector"]
 
@@ -92,7 +92,7 @@ def spherical_parameters(loc, concentration) -> tuple[torch.Tensor, torch.Tensor
             f"batch shape {tuple(batch)} to {tuple(batch) + (batch[-1],)}; use "
             "concentration.squeeze(-1)")
     try:
-        batch_shape = torch.broadcast_shapes(batch, concentration.shape)
+        batch_shape = broadcast_shapes(batch, concentration.shape)
     except RuntimeError as exc:
         raise ValueError(f"concentration: shape {tuple(concentration.shape)} does not "
                          f"broadcast with loc's batch shape {tuple(batch)}") from exc

@@ -29,7 +29,7 @@ from torch.distributions.kl import register_kl
 
 from .hyperspherical_uniform import (HypersphericalUniform, check_spherical_values, log_sphere_area,
                                      spherical_parameters, unit_vector)
-from .shapes import expand_to
+from .shapes import broadcast_shapes, expand_to
 from .von_mises_fisher import reflect_from_e1
 
 __all__ = ["PowerSpherical"]
@@ -148,4 +148,4 @@ def _kl_power_spherical_uniform(q: PowerSpherical, p: HypersphericalUniform) -> 
                          f"{tuple(p.event_shape)}) but the Power Spherical is on S^{q.m - 1} "
                          f"(event shape {tuple(q.event_shape)})")
     kl = log_sphere_area(q.m - 1) - q.entropy()
-    return expand_to(kl, torch.broadcast_shapes(q.batch_shape, p.batch_shape))
+    return expand_to(kl, broadcast_shapes(q.batch_shape, p.batch_shape))

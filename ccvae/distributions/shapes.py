@@ -14,3 +14,13 @@ def expand_to(t: torch.Tensor, shape) -> torch.Tensor:
     add four to six of them per step.
     """
     return t if t.shape == shape else t.expand(shape)
+
+
+def broadcast_shapes(*shapes) -> torch.Size:
+    """``torch.broadcast_shapes``, with a fast path when all shapes are equal (the
+    common case on a training step): torch's version is pure Python and costs
+    ~11 us a call here, against well under 1 us for the comparison."""
+    first = torch.Size(shapes[0])
+    if all(torch.Size(s) == first for s in shapes[1:]):
+        return first
+    return torch.broadcast_shapes(*shapes)

@@ -64,7 +64,7 @@ from torch.distributions.kl import register_kl
 from ..special import BesselTerms, bessel_terms, iv_ratio, log_ive
 from .hyperspherical_uniform import (HypersphericalUniform, check_spherical_values, log_sphere_area,
                                      spherical_parameters, unit_vector)
-from .shapes import expand_to
+from .shapes import broadcast_shapes, expand_to
 
 __all__ = [
     "VonMisesFisher",
@@ -703,4 +703,4 @@ def _kl_vmf_hyperspherical_uniform(q: VonMisesFisher, p: HypersphericalUniform) 
                          f"{tuple(p.event_shape)}) but the vMF is on S^{q.m - 1} (event shape "
                          f"{tuple(q.event_shape)})")
     kl = _KLVMFUniform.apply(q.concentration, q.m, q.bessel_terms)
-    return expand_to(kl, torch.broadcast_shapes(q.batch_shape, p.batch_shape))
+    return expand_to(kl, broadcast_shapes(q.batch_shape, p.batch_shape))

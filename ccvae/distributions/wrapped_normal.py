@@ -44,7 +44,7 @@ from torch.distributions.utils import _standard_normal
 
 from ..manifolds.base import default_rtol
 from ..manifolds.lorentz import Lorentz, minkowski_inner
-from .shapes import expand_to
+from .shapes import broadcast_shapes, expand_to
 from .wrapped_normal_fused import _LOG_2PI, origin_log_density, wrapped_normal_sample
 
 __all__ = ["WrappedNormal", "OnHyperboloid", "on_hyperboloid"]
@@ -128,7 +128,7 @@ class WrappedNormal(Distribution):
                 f"(one std per tangent dimension of H^{d}), got shape {tuple(scale.shape)}"
             )
         try:
-            batch_shape = torch.broadcast_shapes(loc.shape[:-1], scale.shape[:-1])
+            batch_shape = broadcast_shapes(loc.shape[:-1], scale.shape[:-1])
         except RuntimeError:
             raise ValueError(
                 f"batch shapes of loc {tuple(loc.shape)} and scale {tuple(scale.shape)} "

@@ -194,7 +194,7 @@ class SphereLatent(Latent):
         raw = self.loc_head(h)
         # 1e-12 only guards 0/0 for an all-zero output; any real direction is
         # normalised exactly.
-        loc = raw / raw.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        loc = raw / torch.linalg.vector_norm(raw, dim=-1, keepdim=True).clamp_min(1e-12)
         kappa = F.softplus(self.concentration_head(h)).squeeze(-1) + MIN_CONCENTRATION
         return self.posterior_cls(loc, kappa, validate_args=False)
 
