@@ -372,18 +372,18 @@ def test_loc_gradient_gradcheck_through_the_reflection(backend):
         assert torch.allclose(fn(loc), reflect_from_e1(loc, z0), atol=1e-14)
 
 
+@pytest.mark.parametrize("batch", [(3, 16), ()])  # a sample shape as rsample((S,)) makes; none
 @pytest.mark.parametrize("dtype", [torch.float32, F64])
 @pytest.mark.parametrize("m", [2, 3, 11])
-def test_reflection_node_backends_agree_in_values_and_both_gradients(m, dtype):
-    # numpy (the CPU default) and torch (other devices) run the same formulas; with a
-    # sample shape, as rsample((S,)) passes expanded parameters
+def test_reflection_node_backends_agree_in_values_and_both_gradients(m, dtype, batch):
+    # numpy (the CPU default) and torch (other devices) run the same formulas
     torch.manual_seed(m)
-    loc = F.normalize(torch.randn(3, 16, m, dtype=dtype), dim=-1).requires_grad_()
-    kappa = (torch.rand(3, 16, dtype=dtype) * 50 + 0.5).requires_grad_()
+    loc = F.normalize(torch.randn(*batch, m, dtype=dtype), dim=-1).requires_grad_()
+    kappa = (torch.rand(batch, dtype=dtype) * 50 + 0.5).requires_grad_()
     omega = sample_one_minus_w(kappa, m)
-    g = torch.randn(3, 16, m - 1, dtype=dtype)
+    g = torch.randn(*batch, m - 1, dtype=dtype)
     one_minus_mean = VonMisesFisher(loc.detach(), kappa.detach()).bessel_terms.one_minus_ratio
-    target = torch.randn(3, 16, m, dtype=dtype)
+    target = torch.randn(*batch, m, dtype=dtype)
     out = {}
     for backend in ("numpy", "torch"):
         z = _ReflectedSample.apply(loc, kappa, omega, g, m, one_minus_mean, backend)
@@ -523,3 +523,16 @@ def test_parameters_of_the_batch_shape_are_used_without_an_expand_node():
     assert "Expand" not in str([f for f, _ in z.grad_fn.next_functions])
     # a scalar concentration is still broadcast over the batch
     assert VonMisesFisher(loc, torch.tensor(2.0)).concentration.shape == (4,)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_a_single_distribution_samples_and_differentiates(dtype):
+    # batch shape (): numpy hands back scalars, not 0-d arrays, for such inputs
+    loc = torch.tensor([0.6, 0.8, 0.0], dtype=dtype, requires_grad=True)
+    kappa = torch.tensor(5.0, dtype=dtype, requires_grad=True)
+    q = VonMisesFisher(loc, kappa)
+    z = q.rsample()
+    kl = kl_divergence(q, HypersphericalUniform(2, dtype=dtype))
+    assert z.shape == (3,) and kl.shape == () and z.dtype == kl.dtype == dtype
+    (z.sum() + kl + q.entropy()).backward()
+    assert torch.isfinite(loc.grad).all() and torch.isfinite(kappa.grad) and kappa.grad != 0

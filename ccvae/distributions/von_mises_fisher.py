@@ -317,7 +317,7 @@ def implicit_w_gradient(kappa: torch.Tensor, omega: torch.Tensor, m: int,
     xp = _array_library(backend, kappa.device)
     out = _dw_dkappa(xp, kappa, omega if xp is torch else omega.detach().cpu().numpy(), m,
                      one_minus_mean)
-    return out if xp is torch else torch.from_numpy(out).to(kappa.device)
+    return out if xp is torch else torch.from_numpy(np.asarray(out)).to(kappa.device)
 
 
 def _dw_dkappa(xp, kappa: torch.Tensor, omega, m: int, one_minus_mean: torch.Tensor):
@@ -519,7 +519,7 @@ class _ReflectedSample(torch.autograd.Function):
         z, saved = _reflect_forward(xp, *arrays, tiny)
         ctx.m, ctx.xp, ctx.saved, ctx.omega = m, xp, saved, arrays[1]
         ctx.save_for_backward(kappa, one_minus_mean)
-        return z if xp is torch else torch.from_numpy(z)
+        return z if xp is torch else torch.from_numpy(np.asarray(z))
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -534,7 +534,9 @@ class _ReflectedSample(torch.autograd.Function):
             dw = _dw_dkappa(xp, kappa.detach(), omega, ctx.m, one_minus_mean.expand(kappa.shape))
             grad_kappa = -d_omega * dw.astype(d_omega.dtype) if xp is np else -d_omega * dw.to(d_omega.dtype)
         if xp is np:
-            grad_loc, grad_kappa = (None if a is None else torch.from_numpy(a) for a in (grad_loc, grad_kappa))
+            # np.asarray: numpy returns scalars, not 0-d arrays, for a batch of shape ()
+            grad_loc, grad_kappa = (None if a is None else torch.from_numpy(np.asarray(a))
+                                    for a in (grad_loc, grad_kappa))
         return grad_loc, grad_kappa, None, None, None, None, None
 
 
