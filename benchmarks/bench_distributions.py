@@ -50,6 +50,7 @@ from ccvae.distributions.von_mises_fisher import (VonMisesFisher, implicit_w_gra
                                                   sample_one_minus_w)
 
 from ccvae.distributions.wrapped_normal import WrappedNormal  # noqa: E402
+from ccvae.distributions.wrapped_normal_fused import origin_expmap  # noqa: E402
 from ccvae.manifolds.lorentz import Lorentz  # noqa: E402
 
 B = 1024
@@ -143,9 +144,7 @@ def wrapped_normal_step_factory(n: int, device, dtype):
 
     def step():
         v.grad = log_sigma.grad = None
-        r = v.norm(dim=-1, keepdim=True)
-        # loc = exp_origin((0, v)) = (cosh r, sinh(r) v / r); r > 0 for these random v.
-        loc = torch.cat([torch.cosh(r), torch.sinh(r) * v / r], dim=-1)
+        loc = origin_expmap(v)  # exp_origin((0, v)), one node, as the hyperbolic encoder
         q = WrappedNormal(loc, log_sigma.exp(), validate_args=False)
         z, log_q = q.rsample_with_log_prob()
         kl = log_q - prior.log_prob(z)
