@@ -38,9 +38,12 @@ def flush_denormals() -> Iterator[bool]:
     """Treat subnormal floats as zero inside the block (CPU; a no-op where unsupported),
     then restore the previous setting. Yields whether flushing is supported.
 
-    Why training runs inside it: as a VAE trains, some of Adam's moment estimates and
-    the gradients that feed them decay into the subnormal range (below 1.2e-38 in
-    float32), where x86 CPUs compute up to ~100x slower. Measured on this project's
+    Why training runs inside it: where a weight's gradient is exactly zero, step
+    after step (the first layer's weights for pixels that are never lit, weights out
+    of dead ReLU units), Adam's first moment decays by beta1 = 0.9 a step and reaches
+    float32's subnormal range (below 1.2e-38) after ~800 steps; x86 CPUs compute on
+    subnormals up to ~100x slower. (MNIST, 784-256-128: 24,409 of the first layer's
+    moment entries were subnormal after 1,000 steps, 31,691 after 2,000.) Measured on this project's
     2-core machine (784-256-128 Euclidean VAE, batch 100, one thread, both runs side
     by side): without flushing the step went from 5.7 to 8.5 ms over 4,000 steps; with
     it it stayed at 5.0-5.3 ms, and the loss after 4,000 steps was the same (108.8).
