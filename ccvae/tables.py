@@ -280,8 +280,9 @@ _STOP_WORDS = {"completed": "the epoch cap", "early_stopping": "early stopping",
 
 def training_note(rows: list[dict[str, Any]]) -> str:
     """How long each cell's runs trained, most common first: 'Training: 13 cells 100 epochs
-    (the epoch cap); sphere d=5: 612 (early stopping); ...'. Cells trained for different
-    lengths are not like for like, and the table says so."""
+    (the epoch cap); sphere d=5: 612 epochs (early stopping); ...' (a length that only
+    one cell has is named with its cell, the first one included). Cells trained for
+    different lengths are not like for like, and the table says so."""
     groups: dict[tuple[int, str], list[str]] = defaultdict(list)
     for r in rows:
         for g in GEOMETRIES:
@@ -291,11 +292,10 @@ def training_note(rows: list[dict[str, Any]]) -> str:
     if not groups:
         return ""
     ordered = sorted(groups.items(), key=lambda kv: -len(kv[1]))
-    (epochs, stop), first = ordered[0]
-    parts = [f"{len(first)} cells {epochs:g} epochs ({_STOP_WORDS.get(stop, stop)})"
-             if len(first) > 1 else f"{first[0]} {epochs:g} epochs ({_STOP_WORDS.get(stop, stop)})"]
-    for (epochs, stop), names in ordered[1:]:
-        parts.append(f"{', '.join(names)}: {epochs:g} ({_STOP_WORDS.get(stop, stop)})")
+    parts = []
+    for i, ((epochs, stop), names) in enumerate(ordered):
+        how = f"{epochs:g} epochs ({_STOP_WORDS.get(stop, stop)})"
+        parts.append(f"{len(names)} cells {how}" if i == 0 and len(names) > 1 else f"{', '.join(names)}: {how}")
     return "Training: " + "; ".join(parts) + "."
 
 

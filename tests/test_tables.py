@@ -125,9 +125,16 @@ def test_iwae_table_says_how_long_each_cell_trained(tmp_path):
     db.record(make_row(sweep="davidson", geometry="sphere", latent_dim=5, layers=2, iwae=-99.0, epochs=612,
                        stopped="early_stopping"))
     note = tables.training_note(tables.iwae_rows(db))
-    assert note == "Training: 3 cells 100 epochs (the epoch cap); sphere d=5: 612 (early stopping)."
+    assert note == "Training: 3 cells 100 epochs (the epoch cap); sphere d=5: 612 epochs (early stopping)."
     assert note in tables.render(db, "mnist", kind="iwae", fmt="markdown")
     assert tables.training_note(tables.iwae_rows(ResultsDB(tmp_path / "empty.sqlite"))) == ""
+    # when no length is shared, every cell is named with its own, the first one too
+    one = ResultsDB(tmp_path / "one.sqlite")
+    for g, epochs in (("euclidean", 293), ("sphere", 338)):
+        one.record(make_row(sweep="davidson", geometry=g, latent_dim=2, layers=2, iwae=-100.0, epochs=epochs,
+                            stopped="early_stopping"))
+    assert tables.training_note(tables.iwae_rows(one)) == (
+        "Training: euclidean d=2: 293 epochs (early stopping); sphere d=2: 338 epochs (early stopping).")
 
 
 def test_sampler_ablation_pairs_runs_that_differ_only_in_the_sampler(tmp_path):
