@@ -183,10 +183,9 @@ def protocol_note(rows: list[dict[str, Any]]) -> str:
         return ""
     ordered = sorted(groups.items(), key=lambda kv: len(kv[1]))  # the largest group last
     parts = []
-    for name, names in ordered:
-        cells_text = ", ".join(names)
-        if names is ordered[-1][1] and len(names) > 4:  # briefly, when it is long
-            cells_text = f"the other {len(names)} cells"
+    for i, (name, names) in enumerate(ordered):
+        last_and_long = i == len(ordered) - 1 and len(names) > 4  # then named briefly
+        cells_text = f"the other {len(names)} cells" if last_and_long else ", ".join(names)
         parts.append(f"{cells_text}: {IWAE_SWEEP_LABELS.get(name, 'sweep ' + name)}")
     return "Protocol: " + "; ".join(parts) + "."
 
