@@ -45,6 +45,7 @@ from torch.distributions import Independent, Normal, kl_divergence
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ccvae.distributions.hyperspherical_uniform import HypersphericalUniform  # noqa: E402
+from ccvae.distributions import vmf_kernels  # noqa: E402
 from ccvae.distributions.power_spherical import PowerSpherical  # noqa: E402
 from ccvae.distributions.von_mises_fisher import (VonMisesFisher, implicit_w_gradient,  # noqa: E402
                                                   sample_one_minus_w)
@@ -85,14 +86,14 @@ def time_steps(steps, device, repeats: int, warmup: int = 5) -> list[float]:
     return best
 
 
-def spherical_step_factory(family, m: int, kappa: float, device, dtype):
+def spherical_step_factory(family, m: int, kappa: float, device, dtype, batch: int = B):
     """The step for a distribution on S^(m-1) with (loc, concentration) parameters and a
     registered KL to the uniform: ``VonMisesFisher`` or ``PowerSpherical``."""
     g = torch.Generator(device="cpu").manual_seed(m)
-    raw_loc = torch.randn(B, m, generator=g, dtype=dtype).to(device).requires_grad_()
-    log_kappa = torch.full((B,), math.log(kappa), dtype=dtype, device=device, requires_grad=True)
-    target = torch.randn(B, m, generator=g, dtype=dtype).to(device)
-    prior = HypersphericalUniform(m - 1, batch_shape=(B,), dtype=dtype, device=device)
+    raw_loc = torch.randn(batch, m, generator=g, dtype=dtype).to(device).requires_grad_()
+    log_kappa = torch.full((batch,), math.log(kappa), dtype=dtype, device=device, requires_grad=True)
+    target = torch.randn(batch, m, generator=g, dtype=dtype).to(device)
+    prior = HypersphericalUniform(m - 1, batch_shape=(batch,), dtype=dtype, device=device)
 
     def step():
         raw_loc.grad = log_kappa.grad = None
@@ -104,8 +105,8 @@ def spherical_step_factory(family, m: int, kappa: float, device, dtype):
     return step
 
 
-def vmf_step_factory(m: int, kappa: float, device, dtype):
-    return spherical_step_factory(VonMisesFisher, m, kappa, device, dtype)
+def vmf_step_factory(m: int, kappa: float, device, dtype, batch: int = B):
+    return spherical_step_factory(VonMisesFisher, m, kappa, device, dtype, batch)
 
 
 def power_spherical_step_factory(m: int, kappa: float, device, dtype):
@@ -114,13 +115,13 @@ def power_spherical_step_factory(m: int, kappa: float, device, dtype):
     return spherical_step_factory(PowerSpherical, m, kappa, device, dtype)
 
 
-def normal_step_factory(d: int, device, dtype):
+def normal_step_factory(d: int, device, dtype, batch: int = B):
     g = torch.Generator(device="cpu").manual_seed(d)
-    mu = torch.randn(B, d, generator=g, dtype=dtype).to(device).requires_grad_()
-    log_sigma = (0.1 * torch.randn(B, d, generator=g, dtype=dtype)).to(device).requires_grad_()
-    target = torch.randn(B, d, generator=g, dtype=dtype).to(device)
-    prior = Independent(Normal(torch.zeros(B, d, dtype=dtype, device=device),
-                               torch.ones(B, d, dtype=dtype, device=device), validate_args=False), 1,
+    mu = torch.randn(batch, d, generator=g, dtype=dtype).to(device).requires_grad_()
+    log_sigma = (0.1 * torch.randn(batch, d, generator=g, dtype=dtype)).to(device).requires_grad_()
+    target = torch.randn(batch, d, generator=g, dtype=dtype).to(device)
+    prior = Independent(Normal(torch.zeros(batch, d, dtype=dtype, device=device),
+                               torch.ones(batch, d, dtype=dtype, device=device), validate_args=False), 1,
                         validate_args=False)
 
     def step():
@@ -216,6 +217,8 @@ def main(argv=None) -> None:
         print(f"{m:>5} {_rate(t_ps):>15} {_rate(t_vmf):>9} {_rate(t_normal):>12} {t_ps / t_normal:>9.2f}x "
               f"{t_vmf / t_ps:>7.2f}x", flush=True)
     vmf_time_budget(10, 100.0, device, dtype, args.repeats)
+    if device.type == "cpu":
+        vmf_cpu_backends(device, dtype, args.repeats)
     (t_h10,) = time_steps([wrapped_normal_sample_log_prob_factory(10, device, dtype)], device,
                           args.repeats)
     print(f"\nWrappedNormal on H^10, rsample + log_prob (log map), no backward: {_rate(t_h10)}/s, "
@@ -251,6 +254,36 @@ def vmf_time_budget(m: int, kappa: float, device, dtype, repeats: int) -> None:
     for name, t in [("whole step", t_vmf), *part_times.items(),
                     ("rest (autograd graph)", t_vmf - sum(part_times.values()))]:
         print(f"  {name:<27} {t * 1e6:>7.0f} us {t / t_normal:>6.2f}x")
+
+
+def vmf_cpu_backends(device, dtype, repeats: int) -> None:
+    """The vMF step with its compiled CPU kernels (numba, the default) against numpy's
+    array forms (what runs without numba), interleaved in one run, at a training batch
+    (128; m = 11, kappa = 500, as a trained S^10 VAE's posteriors) and at B."""
+    if not vmf_kernels.available():
+        print("\nnumba is not installed: the vMF ran numpy's forms above")
+        return
+    print("\nvMF step, compiled kernels (numba) against numpy's array forms (times in us)")
+    print(f"{'B':>5} {'m':>3} {'kappa':>6} {'numba':>7} {'numpy':>7} {'numpy/numba':>12} "
+          f"{'numba/Normal':>13} {'numpy/Normal':>13}")
+
+    def with_numba(step, on: bool):
+        def run():
+            vmf_kernels.AVAILABLE = on
+            step()
+        return run
+
+    try:
+        for batch, m, kappa in ((128, 11, 500.0), (B, 10, 100.0)):
+            step = vmf_step_factory(m, kappa, device, dtype, batch)
+            t_numba, t_numpy, t_normal = time_steps(
+                [with_numba(step, True), with_numba(step, False), normal_step_factory(m, device, dtype, batch)],
+                device, repeats)
+            print(f"{batch:>5} {m:>3} {kappa:>6g} {t_numba * 1e6:>7.0f} {t_numpy * 1e6:>7.0f} "
+                  f"{t_numpy / t_numba:>11.2f}x {t_numba / t_normal:>12.2f}x {t_numpy / t_normal:>12.2f}x",
+                  flush=True)
+    finally:
+        vmf_kernels.AVAILABLE = True
 
 
 SVAE_RANGE = {10: (49e3, 96e3), 50: (46e3, 106e3), 200: (36e3, 65e3)}  # issue 2

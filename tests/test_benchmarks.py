@@ -25,7 +25,8 @@ def ratios(text: str) -> list[float]:
 
 def test_bench_distributions_prints_every_table():
     out = run_script("benchmarks/bench_distributions.py", "--repeats", "5")
-    for header in ("vMF/Normal", "WN/Normal", "PS/Normal", "mvae", "Where the vMF step goes"):
+    for header in ("vMF/Normal", "WN/Normal", "PS/Normal", "mvae", "Where the vMF step goes",
+                   "numpy/numba"):
         assert header in out
     # the vMF step's time budget names each float64 part and the rest
     for part in ("whole step", "rejection sampler", "kappa-gradient quadrature", "Bessel terms",
@@ -34,6 +35,8 @@ def test_bench_distributions_prints_every_table():
     # 16 vMF cells, 4 wrapped-normal and 4 Power Spherical rows, each with its ratio(s)
     assert len(re.findall(r"^\s+(3|10|50|200)\s", out, flags=re.M)) == 16 + 4 + 4
     assert ratios(out) and all(0 < r < 1e3 for r in ratios(out))
+    # the compiled kernels against numpy's forms, at a training batch and at B = 1024
+    assert len(re.findall(r"^\s+(128|1024)\s+\d+\s+\d+\s+\d+\s+\d+(\s+\d+\.\d+x){3}$", out, flags=re.M)) == 2
 
 
 def test_bench_training_step_refuses_a_block_longer_than_the_run():

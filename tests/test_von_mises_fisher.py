@@ -190,20 +190,24 @@ def test_w_marginal_passes_ks_against_the_exact_cdf(m, kappa):
 
 
 @pytest.mark.parametrize("m,kappa", [(2, 0.5), (3, 2.0), (10, 100.0), (200, 20.0)])
-def test_sampler_backends_draw_the_same_samples(m, kappa, monkeypatch):
-    """numpy (CPU default) and torch (other devices) do the same arithmetic on the same
-    torch draws. One proposal in the first round sends many rows to the later rounds."""
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_sampler_backends_draw_the_same_samples(m, kappa, dtype, monkeypatch):
+    """numba (CPU default), numpy (CPU without numba) and torch (other devices) do the
+    same arithmetic on the same torch draws. One proposal in the first round sends many
+    rows to the later rounds."""
     from ccvae.distributions import von_mises_fisher as vmf
 
     monkeypatch.setattr(vmf, "FIRST_ROUND_PROPOSALS", 1)
-    kappa_t = torch.full((20000,), kappa, dtype=F64)
-    torch.manual_seed(7)
-    a = sample_one_minus_w(kappa_t, m, backend="numpy")
-    torch.manual_seed(7)
-    b = sample_one_minus_w(kappa_t, m, backend="torch")
-    assert a.dtype == b.dtype == F64 and a.shape == b.shape == kappa_t.shape
+    kappa_t = torch.full((20000,), kappa, dtype=dtype)
+    out = {}
+    for backend in ("numba", "numpy", "torch"):
+        torch.manual_seed(7)
+        out[backend] = sample_one_minus_w(kappa_t, m, backend=backend)
+    a, b, c = out.values()
+    assert a.dtype == b.dtype == c.dtype == dtype and a.shape == b.shape == c.shape == kappa_t.shape
     assert torch.allclose(a, b, rtol=1e-12, atol=0)
-    assert scipy.stats.kstest(1.0 - b.numpy(), exact_w_cdf(m, kappa)).pvalue > 1e-3
+    assert torch.allclose(b, c, rtol=1e-12, atol=0)
+    assert scipy.stats.kstest(1.0 - a.double().numpy(), exact_w_cdf(m, kappa)).pvalue > 1e-3
     with pytest.raises(ValueError, match="backend"):
         sample_one_minus_w(kappa_t, m, backend="cupy")
 
@@ -321,7 +325,7 @@ def dw_dkappa_reference(m: int, kappa: float, w: float) -> float:
         return float(sign * s_th * mpmath.quad(integrand, mpmath.linspace(lo, hi, n + 1)))
 
 
-@pytest.mark.parametrize("backend", ["numpy", "torch"])  # CPU default, and other devices
+@pytest.mark.parametrize("backend", ["numba", "numpy", "torch"])  # CPU default, and other devices
 @pytest.mark.parametrize("m,kappa", [(2, 0.5), (3, 2.0), (4, 30.0), (10, 20.0), (41, 10.0),
                                      (200, 100.0), (1000, 1e4), (50, 1e-3)])
 def test_implicit_gradient_quadrature_matches_mpmath(m, kappa, backend):
@@ -346,12 +350,54 @@ def test_implicit_gradient_backends_agree_and_unknown_one_is_refused():
         omega = sample_one_minus_w(kappa, m)
         a = implicit_w_gradient(kappa, omega, m, backend="numpy")
         b = implicit_w_gradient(kappa, omega, m, backend="torch")
+        c = implicit_w_gradient(kappa, omega, m, backend="numba")
         assert torch.allclose(a, b, rtol=1e-12, atol=0), m
+        assert torch.allclose(a, c, rtol=1e-12, atol=0), m
     with pytest.raises(ValueError, match="backend"):
         implicit_w_gradient(kappa, omega, 10, backend="jax")
 
 
-@pytest.mark.parametrize("backend", ["numpy", "torch"])  # CPU default, and other devices
+def test_compiled_quadrature_hands_large_batches_to_numpy(monkeypatch):
+    """Above COMPILED_QUADRATURE_MAX_SAMPLES the numba backend runs numpy's vectorised
+    quadrature (faster there); at or below it, its own loop, to 1e-12 of numpy's."""
+    from ccvae.distributions import vmf_kernels
+
+    torch.manual_seed(5)
+    m, n = 11, vmf_kernels.COMPILED_QUADRATURE_MAX_SAMPLES + 1
+    kappa = torch.logspace(-1, 4, n, dtype=F64)
+    omega = sample_one_minus_w(kappa, m)
+    calls, compiled = [], vmf_kernels.dw_dkappa
+    monkeypatch.setattr(vmf_kernels, "dw_dkappa", lambda *a: calls.append(a[1].shape) or compiled(*a))
+    ref = implicit_w_gradient(kappa, omega, m, backend="numpy")
+    assert torch.equal(implicit_w_gradient(kappa, omega, m, backend="numba"), ref) and not calls
+    small = implicit_w_gradient(kappa[:-1], omega[:-1], m, backend="numba")
+    assert calls == [(n - 1,)]
+    torch.testing.assert_close(small, ref[:-1], rtol=1e-12, atol=0)
+
+
+def test_default_backend_is_numba_on_cpu_and_numpy_without_it(monkeypatch):
+    from ccvae.distributions import von_mises_fisher as vmf
+    from ccvae.distributions import vmf_kernels
+
+    cpu = torch.device("cpu")
+    assert vmf._backend(None, cpu) == "numba"
+    assert vmf._backend(None, torch.device("meta")) == "torch"
+    with pytest.raises(ValueError, match="CPU tensors only"):
+        vmf._backend("numpy", torch.device("meta"))
+    monkeypatch.setattr(vmf_kernels, "AVAILABLE", False)
+    assert vmf._backend(None, cpu) == "numpy"
+    with pytest.raises(ValueError, match="needs numba"):
+        vmf._backend("numba", cpu)
+    # and the distribution still samples and differentiates through numpy's forms
+    torch.manual_seed(0)
+    loc = F.normalize(torch.randn(64, 5), dim=-1).requires_grad_()
+    kappa = torch.full((64,), 20.0, requires_grad=True)
+    z = VonMisesFisher(loc, kappa).rsample()
+    z.sum().backward()
+    assert torch.isfinite(loc.grad).all() and torch.isfinite(kappa.grad).all()
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy", "torch"])  # CPU default, and other devices
 def test_loc_gradient_gradcheck_through_the_reflection(backend):
     torch.manual_seed(0)
     for m in (2, 5):
@@ -385,13 +431,14 @@ def test_reflection_node_backends_agree_in_values_and_both_gradients(m, dtype, b
     one_minus_mean = VonMisesFisher(loc.detach(), kappa.detach()).bessel_terms.one_minus_ratio
     target = torch.randn(*batch, m, dtype=dtype)
     out = {}
-    for backend in ("numpy", "torch"):
+    for backend in ("numba", "numpy", "torch"):
         z = _ReflectedSample.apply(loc, kappa, omega, g, m, one_minus_mean, backend)
         out[backend] = (z, *torch.autograd.grad((z * target).sum(), (loc, kappa)))
     tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-13)
-    for a, b in zip(out["numpy"], out["torch"]):
-        assert a.dtype == dtype and a.shape == b.shape
-        torch.testing.assert_close(a, b, **tol)
+    for other in ("numpy", "numba"):
+        for a, b in zip(out[other], out["torch"]):
+            assert a.dtype == dtype and a.shape == b.shape
+            torch.testing.assert_close(a, b, **tol)
 
 
 def test_reflection_maps_e1_to_loc_and_is_orthogonal():

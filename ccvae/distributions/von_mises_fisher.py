@@ -42,14 +42,14 @@ the analytic gradient dKL/dkappa = kappa A_m'(kappa).
 Implementation notes. Every m >= 2 is supported (m = 2 is the circle; v is then a random
 sign). The rejection rounds do their arithmetic in float64 whatever the sample dtype
 (see ``_random_draws``). The sampler and the kappa-gradient quadrature are elementwise
-float64 work without autograd: on CPU tensors numpy does it (its per-operation cost is a
-quarter of torch's, which dominates at training batch sizes), elsewhere torch; the
-formulas are written once for both, and the random draws are torch's either way.
+float64 work without autograd: on CPU tensors compiled per-sample loops do it
+(``vmf_kernels``, with numba; numpy's array forms where numba is missing, or for the
+quadrature at large batches), elsewhere torch; the array formulas are written once for
+numpy and torch, and the random draws are torch's in every case.
 Steps 2-3 are one autograd node with a hand-written backward
-(``_ReflectedSample``), whose arithmetic is also numpy's on CPU (in the sample's
-dtype). A distribution evaluates the Bessel quantities of its
-concentration once and shares them between the KL, the entropy and the kappa gradient
-of ``rsample``.
+(``_ReflectedSample``), whose arithmetic is also compiled (or numpy's) on CPU. A
+distribution evaluates the Bessel quantities of its concentration once and shares them
+between the KL, the entropy and the kappa gradient of ``rsample``.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ from torch.distributions import Distribution, constraints
 from torch.distributions.kl import register_kl
 
 from ..special import BesselTerms, bessel_terms, iv_ratio, log_ive
+from . import vmf_kernels
 from .hyperspherical_uniform import (HypersphericalUniform, check_spherical_values, log_sphere_area,
                                      spherical_parameters, unit_vector)
 from .shapes import broadcast_shapes, expand_to
@@ -78,6 +79,9 @@ __all__ = [
 #: probability >= 0.65 * 0.95 (Wood's step times the Gamma step) for every (m, kappa),
 #: so a sample is left without one with probability < 0.38^8 = 4e-4, and a batch of
 #: 1024 needs a second round about a third of the time (much less at kappa << m).
+#: Typical acceptance is about 0.7 (measured 0.70-0.79 at m = 3-50, kappa = 5-500), so
+#: fewer proposals make second rounds the rule: with 2, every batch of 128 needed one.
+#: Every backend uses the same count, so a torch seed gives the same samples on each.
 FIRST_ROUND_PROPOSALS = 8
 #: Proposals per left-over sample in later rounds (left-overs are few).
 LATER_ROUND_PROPOSALS = 32
@@ -116,12 +120,18 @@ def _random_draws(shape, dtype, device, xp=torch):
     draws float32 normals about five times faster than float64 ones on CPU) and in
     float64 otherwise; the arithmetic of the round is float64 either way.
     """
-    rdtype = torch.float64 if dtype == torch.float64 else torch.float32
-    draws = (torch.randn((2, *shape), dtype=rdtype, device=device),
-             torch.rand((2, *shape), dtype=rdtype, device=device))
+    draws = _torch_draws(shape, dtype, device)
     if xp is torch:
         return tuple(t.to(torch.float64) for t in draws)
     return tuple(t.numpy().astype(np.float64) for t in draws)
+
+
+def _torch_draws(shape, dtype, device):
+    """torch's (normals, uniforms) of shape (2, *shape), float32 unless ``dtype`` is
+    float64 (see ``_random_draws``)."""
+    rdtype = torch.float64 if dtype == torch.float64 else torch.float32
+    return (torch.randn((2, *shape), dtype=rdtype, device=device),
+            torch.rand((2, *shape), dtype=rdtype, device=device))
 
 
 def _beta_numerators(m: int, normals, u, xp=torch):
@@ -211,12 +221,17 @@ def sample_one_minus_w(kappa: torch.Tensor, m: int, backend: str | None = None) 
     all); ``RuntimeError`` after ``MAX_REJECTION_ROUNDS``. Same shape and dtype as
     ``kappa``; no autograd (``VonMisesFisher.rsample`` attaches the gradient).
 
-    ``backend`` (``"numpy"`` or ``"torch"``): the library that does the arithmetic, as in
-    ``implicit_w_gradient`` (default numpy on CPU, where its ~60 operations cost less
-    than half torch's dispatch at a training step's batch); the random draws are
-    torch's either way.
+    ``backend`` (``"numba"``, ``"numpy"`` or ``"torch"``): what does the arithmetic, as
+    in ``implicit_w_gradient``. The default on CPU is the compiled loop
+    (``vmf_kernels.wood_round``; numpy's ~60 array operations where numba is missing),
+    elsewhere torch. The random draws are torch's in every case, and every backend
+    takes each row's first accepted proposal, so the same seed gives the same samples.
     """
-    xp = _array_library(backend, kappa.device)
+    name = _backend(backend, kappa.device)
+    if name == "numba":
+        with torch.no_grad():
+            return _sample_compiled(kappa, m)
+    xp = np if name == "numpy" else torch
     with torch.no_grad(), np.errstate(all="ignore"):  # IEEE results as torch's: NaN is rejected
         k = kappa.detach().reshape(-1, 1).to(torch.float64)
         if xp is np:
@@ -237,21 +252,54 @@ def sample_one_minus_w(kappa: torch.Tensor, m: int, backend: str | None = None) 
             done[todo] = ok
         else:
             if not bool(done.all()):
-                raise RuntimeError(
-                    "VonMisesFisher: the rejection sampler left samples without an accepted "
-                    f"proposal after {MAX_REJECTION_ROUNDS} rounds; concentration must be finite "
-                    "and > 0 (argument validation may be turned off)")
+                raise _sampler_exhausted()
         if xp is np:
             omega = torch.from_numpy(omega).to(kappa.device)
         return omega.reshape(kappa.shape).to(kappa.dtype)
 
 
-def _array_library(backend: str | None, device: torch.device):
-    """numpy or torch: by name, or by default numpy for CPU tensors and torch elsewhere."""
-    backend = backend or ("numpy" if device.type == "cpu" else "torch")
-    if backend not in ("numpy", "torch"):
-        raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}")
-    return np if backend == "numpy" else torch
+def _sample_compiled(kappa: torch.Tensor, m: int) -> torch.Tensor:
+    """``sample_one_minus_w`` by the compiled rounds, for a CPU ``kappa``; omega in
+    kappa's dtype and shape. The draws are torch's (float32 unless kappa is float64),
+    as for the other backends, and the arithmetic float64."""
+    work = kappa.dtype if kappa.dtype in (torch.float32, torch.float64) else torch.float64
+    k = kappa.detach().reshape(-1).to(work).contiguous()
+    out = torch.empty_like(k)
+    omega, done = out.numpy(), np.zeros(k.shape[0], dtype=bool)
+    rows, n_prop = np.arange(k.shape[0]), FIRST_ROUND_PROPOSALS
+    for _ in range(MAX_REJECTION_ROUNDS):
+        normals, uniforms = (t.numpy() for t in _torch_draws((rows.shape[0], n_prop), kappa.dtype, "cpu"))
+        vmf_kernels.wood_round(k.numpy(), normals, uniforms, m, rows, omega, done)
+        if done.all():
+            return out.reshape(kappa.shape).to(kappa.dtype)
+        rows, n_prop = np.flatnonzero(~done), LATER_ROUND_PROPOSALS
+    raise _sampler_exhausted()
+
+
+def _sampler_exhausted() -> RuntimeError:
+    return RuntimeError(
+        "VonMisesFisher: the rejection sampler left samples without an accepted "
+        f"proposal after {MAX_REJECTION_ROUNDS} rounds; concentration must be finite "
+        "and > 0 (argument validation may be turned off)")
+
+
+BACKENDS = ("numba", "numpy", "torch")
+
+
+def _backend(backend: str | None, device: torch.device) -> str:
+    """The backend's name: as given, or by default "numba" for CPU tensors (numpy where
+    numba is not installed) and "torch" elsewhere."""
+    if backend is None:
+        if device.type != "cpu":
+            return "torch"
+        return "numba" if vmf_kernels.available() else "numpy"
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}")
+    if backend == "numba" and not vmf_kernels.available():
+        raise ValueError("backend 'numba' needs numba, which is not installed (pip install numba)")
+    if backend != "torch" and device.type != "cpu":
+        raise ValueError(f"backend {backend!r} runs on CPU tensors only, got a {device.type} tensor")
+    return backend
 
 
 # -------------------------------------------------------------------------------------
@@ -314,23 +362,33 @@ def implicit_w_gradient(kappa: torch.Tensor, omega: torch.Tensor, m: int,
     if one_minus_mean is None:
         one_minus_mean = bessel_terms(0.5 * m - 1.0, kappa.detach().to(torch.float64),
                                       ratio=True).one_minus_ratio
-    xp = _array_library(backend, kappa.device)
-    out = _dw_dkappa(xp, kappa, omega if xp is torch else omega.detach().cpu().numpy(), m,
-                     one_minus_mean)
-    return out if xp is torch else torch.from_numpy(np.asarray(out)).to(kappa.device)
+    name = _backend(backend, kappa.device)
+    if name == "torch":
+        return _dw_dkappa(name, kappa, omega, m, one_minus_mean)
+    out = _dw_dkappa(name, kappa, omega.detach().cpu().numpy(), m, one_minus_mean)
+    return torch.from_numpy(np.asarray(out)).to(kappa.device)
 
 
-def _dw_dkappa(xp, kappa: torch.Tensor, omega, m: int, one_minus_mean: torch.Tensor):
-    """``implicit_w_gradient`` with omega (any float dtype) an array of ``xp`` and the
-    result a float64 array of ``xp`` of omega's shape; ``kappa`` and ``one_minus_mean``
-    are tensors that broadcast to it."""
+def _dw_dkappa(backend: str, kappa: torch.Tensor, omega, m: int, one_minus_mean: torch.Tensor):
+    """``implicit_w_gradient`` with omega (any float dtype) a torch tensor for the torch
+    backend and a numpy array otherwise, and the result a float64 array of the same
+    library and shape; ``kappa`` and ``one_minus_mean`` are tensors that broadcast to it.
+    The compiled loop does batches of up to ``COMPILED_QUADRATURE_MAX_SAMPLES`` samples,
+    numpy's vectorised form larger ones (faster there; see ``vmf_kernels``)."""
     shape = omega.shape
+    xp = torch if backend == "torch" else np
 
     def flat64(t):  # the quadrature below is laid out (nodes, n) on flat float64 arrays
         t = t.detach().to(torch.float64).expand(shape).reshape(-1)
         return t if xp is torch else t.cpu().numpy()
 
     nodes, weights = _gauss_legendre(QUADRATURE_NODES, kappa.device, xp)
+    if backend == "numba" and omega.size <= vmf_kernels.COMPILED_QUADRATURE_MAX_SAMPLES:
+        out = np.empty(omega.size)
+        vmf_kernels.dw_dkappa(flat64(kappa), np.ascontiguousarray(omega, dtype=np.float64).reshape(-1),
+                              flat64(one_minus_mean), m, nodes, weights,
+                              (QUADRATURE_LOG_DROP, WINDOW_LEFT_SIGMAS, WINDOW_RIGHT_SIGMAS), out)
+        return out.reshape(shape)
     if xp is torch:
         return _implicit_w_gradient(torch, flat64(kappa), omega.reshape(-1).to(torch.float64),
                                     flat64(one_minus_mean), m, nodes, weights).reshape(shape)
@@ -513,36 +571,57 @@ class _ReflectedSample(torch.autograd.Function):
     * dL/domega = -dL/dz0_1 + (dL/dz0_{2:} . v) (1 - omega)/sqrt(omega (2 - omega)),
       then dL/dkappa = -dL/domega * dw/dkappa (``implicit_w_gradient``).
 
-    ``backend`` as in ``sample_one_minus_w``: by default numpy does the arithmetic for
-    float32/float64 CPU tensors (about 40 small operations forward and back, each ~1 us
-    in numpy against ~4 us of torch dispatch at a training batch), torch otherwise. The
-    formulas are written once (``_reflect_forward``, ``_reflect_backward``).
+    ``backend`` as in ``sample_one_minus_w``: by default, for float32/float64 CPU
+    tensors, compiled loops (``vmf_kernels.reflect_forward`` and ``reflect_backward``,
+    which recompute the forward's intermediates; float64 arithmetic) or, without numba,
+    numpy's ~40 array operations forward and back (each ~1 us at a training batch,
+    against ~4 us of torch dispatch); torch otherwise. The array formulas are written
+    once (``_reflect_forward``, ``_reflect_backward``).
     """
 
     @staticmethod
     def forward(ctx, loc, kappa, omega, g, m, one_minus_mean, backend=None):
-        xp = _array_library(backend, loc.device)
+        name = _backend(backend, loc.device)
         if loc.dtype not in (torch.float32, torch.float64):
-            xp = torch  # numpy has no bfloat16
+            name = "torch"  # numpy and numba have no bfloat16
         tiny = torch.finfo(loc.dtype).tiny
+        ctx.m, ctx.backend, ctx.tiny = m, name, tiny
+        ctx.save_for_backward(kappa, one_minus_mean)
+        if name == "numba":
+            # flat (rows, m) views, or copies where loc was expanded along a sample shape
+            arrays = (loc.detach().reshape(-1, m).numpy(), omega.reshape(-1).numpy(),
+                      g.reshape(-1, m - 1).numpy())
+            z = np.empty(arrays[0].shape, dtype=arrays[0].dtype)
+            vmf_kernels.reflect_forward(*arrays, tiny, z)
+            ctx.arrays, ctx.omega = arrays, omega.numpy()
+            return torch.from_numpy(z).reshape(loc.shape)
+        xp = torch if name == "torch" else np
         arrays = (loc, omega, g) if xp is torch else (loc.detach().numpy(), omega.numpy(), g.numpy())
         z, saved = _reflect_forward(xp, *arrays, tiny)
-        ctx.m, ctx.xp, ctx.saved, ctx.omega = m, xp, saved, arrays[1]
-        ctx.save_for_backward(kappa, one_minus_mean)
+        ctx.saved, ctx.omega = saved, arrays[1]
         return z if xp is torch else torch.from_numpy(np.asarray(z))
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
         kappa, one_minus_mean = ctx.saved_tensors
-        xp, omega = ctx.xp, ctx.omega
+        name, omega = ctx.backend, ctx.omega
         need_loc, need_kappa = ctx.needs_input_grad[:2]
-        grad_loc, d_omega = _reflect_backward(ctx.saved, omega, grad if xp is torch else grad.numpy(),
-                                              need_loc, need_kappa)
+        xp = torch if name == "torch" else np
+        if name == "numba":
+            loc, flat_omega, g = ctx.arrays
+            grad_loc, d_omega = np.empty_like(loc), np.empty(flat_omega.shape[0])
+            vmf_kernels.reflect_backward(loc, flat_omega, g, grad.reshape(loc.shape).contiguous().numpy(),
+                                         ctx.tiny, grad_loc, d_omega)
+            grad_loc = grad_loc.reshape(grad.shape) if need_loc else None
+            d_omega = d_omega.reshape(omega.shape)
+        else:
+            grad_loc, d_omega = _reflect_backward(ctx.saved, omega, grad if xp is torch else grad.numpy(),
+                                                  need_loc, need_kappa)
         grad_kappa = None
         if need_kappa:
-            dw = _dw_dkappa(xp, kappa.detach(), omega, ctx.m, one_minus_mean.expand(kappa.shape))
-            grad_kappa = -d_omega * dw.astype(d_omega.dtype) if xp is np else -d_omega * dw.to(d_omega.dtype)
+            dw = _dw_dkappa(name, kappa.detach(), omega, ctx.m, one_minus_mean.expand(kappa.shape))
+            grad_kappa = (-d_omega * dw).astype(omega.dtype) if xp is np else -d_omega * dw.to(d_omega.dtype)
         if xp is np:
             # np.asarray: numpy returns scalars, not 0-d arrays, for a batch of shape ()
             grad_loc, grad_kappa = (None if a is None else torch.from_numpy(np.asarray(a))
