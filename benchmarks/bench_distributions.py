@@ -45,7 +45,7 @@ from torch.distributions import Independent, Normal, kl_divergence
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ccvae.distributions.hyperspherical_uniform import HypersphericalUniform  # noqa: E402
-from ccvae.distributions import vmf_kernels  # noqa: E402
+from ccvae import compiled  # noqa: E402
 from ccvae.distributions.power_spherical import PowerSpherical  # noqa: E402
 from ccvae.distributions.von_mises_fisher import (VonMisesFisher, implicit_w_gradient,  # noqa: E402
                                                   sample_one_minus_w)
@@ -260,7 +260,7 @@ def vmf_cpu_backends(device, dtype, repeats: int) -> None:
     """The vMF step with its compiled CPU kernels (numba, the default) against numpy's
     array forms (what runs without numba), interleaved in one run, at a training batch
     (128; m = 11, kappa = 500, as a trained S^10 VAE's posteriors) and at B."""
-    if not vmf_kernels.available():
+    if not compiled.available():
         print("\nnumba is not installed: the vMF ran numpy's forms above")
         return
     print("\nvMF step, compiled kernels (numba) against numpy's array forms (times in us)")
@@ -269,7 +269,7 @@ def vmf_cpu_backends(device, dtype, repeats: int) -> None:
 
     def with_numba(step, on: bool):
         def run():
-            vmf_kernels.AVAILABLE = on
+            compiled.AVAILABLE = on
             step()
         return run
 
@@ -283,7 +283,7 @@ def vmf_cpu_backends(device, dtype, repeats: int) -> None:
                   f"{t_numpy / t_numba:>11.2f}x {t_numba / t_normal:>12.2f}x {t_numpy / t_normal:>12.2f}x",
                   flush=True)
     finally:
-        vmf_kernels.AVAILABLE = True
+        compiled.AVAILABLE = True
 
 
 SVAE_RANGE = {10: (49e3, 96e3), 50: (46e3, 106e3), 200: (36e3, 65e3)}  # issue 2

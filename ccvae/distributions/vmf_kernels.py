@@ -12,12 +12,10 @@ exp use SIMD kernels; the loop calls scalar libm, ~29 ns per node): it is used f
 ``COMPILED_QUADRATURE_MAX_SAMPLES`` samples on (measured crossover 256-384 samples for
 m in {3, 10, 11, 41}).
 
-``available()`` is False when numba cannot be imported; callers then use the numpy
-forms. numba is imported on the first call (0.3 s, paid only by code that samples a
-vMF on CPU), and each kernel is compiled on its first use (2.3 s for all four on the
-development machine) and cached next to this file, or in numba's user cache
-directory when that is not writable (0.6 s to load them in a new process); with no
-writable location they compile once per process.
+Where numba cannot be imported (``ccvae.compiled.available()``) callers use the numpy
+forms. Each kernel is compiled on its first use (2.3 s for all four on the development
+machine) and cached on disk (0.6 s to load them in a new process); see
+``ccvae.compiled``.
 
 Every function writes into output arrays the caller allocates, and all arithmetic is
 float64 whatever the arrays' dtype (float32 samples are rounded once, at the store).
@@ -29,11 +27,10 @@ import math
 
 import numpy as np
 
-__all__ = ["available", "COMPILED_QUADRATURE_MAX_SAMPLES", "wood_round", "dw_dkappa",
-           "reflect_forward", "reflect_backward"]
+from ..compiled import kernel
 
-#: Whether numba imports: None until ``available()`` first tries.
-AVAILABLE: bool | None = None
+__all__ = ["COMPILED_QUADRATURE_MAX_SAMPLES", "wood_round", "dw_dkappa", "reflect_forward",
+           "reflect_backward"]
 
 #: Element reads go through np.float64: numba's float() keeps a float32 a float32 (so
 #: its arithmetic would be float32, not the float64 the numpy forms do).
@@ -47,39 +44,9 @@ COMPILED_QUADRATURE_MAX_SAMPLES = 256
 _FLOAT64_TINY = 2.2250738585072014e-308
 
 
-def available() -> bool:
-    """Whether the compiled kernels can run (numba imports); tried once."""
-    global AVAILABLE
-    if AVAILABLE is None:
-        try:
-            import numba  # noqa: F401
-            AVAILABLE = True
-        except Exception:  # not installed, or an install that does not load here
-            AVAILABLE = False
-    return AVAILABLE
 
 
-class _Kernel:
-    """A kernel compiled on its first call (numba.njit, nogil, cached on disk where a
-    cache location can be written), so importing this module does not import numba."""
-
-    def __init__(self, fn):
-        self.py_func, self._compiled = fn, None
-        self.__name__, self.__doc__ = fn.__name__, fn.__doc__
-
-    def __call__(self, *args):
-        if self._compiled is None:
-            import numba
-            try:
-                self._compiled = numba.njit(cache=True, nogil=True)(self.py_func)
-            except RuntimeError:  # numba found no writable cache location
-                self._compiled = numba.njit(nogil=True)(self.py_func)
-        return self._compiled(*args)
-
-
-
-
-@_Kernel
+@kernel
 def wood_round(kappa, normals, uniforms, m, rows, omega, done):
     """One rejection round of ``von_mises_fisher._wood_round`` for the elements ``rows``
     (int64 indices), row by row.
@@ -135,7 +102,7 @@ def wood_round(kappa, normals, uniforms, m, rows, omega, done):
                 break
 
 
-@_Kernel
+@kernel
 def dw_dkappa(kappa, omega, one_minus_mean, m, nodes, weights, window, out):
     """``von_mises_fisher._implicit_w_gradient`` sample by sample: flat float64 arrays of
     one length in, dw/dkappa into ``out``. The same window (a Newton step from a
@@ -202,7 +169,7 @@ def dw_dkappa(kappa, omega, one_minus_mean, m, nodes, weights, window, out):
         out[i] = math.sqrt(sin2_w) * (2.0 * quarter) * total
 
 
-@_Kernel
+@kernel
 def reflect_forward(loc, omega, g, tiny, z):
     """``von_mises_fisher._reflect_forward`` row by row: z = Q(loc) z0 into ``z``
     (n, m), from ``loc`` (n, m), ``omega`` (n,) and ``g`` (n, m - 1)."""
@@ -225,7 +192,7 @@ def reflect_forward(loc, omega, g, tiny, z):
             z[i, j] = coef * (_f64(loc[i, j]) * s) - s * r * _f64(g[i, j - 1])
 
 
-@_Kernel
+@kernel
 def reflect_backward(loc, omega, g, grad, tiny, grad_loc, d_omega):
     """``von_mises_fisher._reflect_backward`` row by row, recomputing the forward
     intermediates: dL/dloc into ``grad_loc`` (n, m) and dL/domega into ``d_omega`` (n,)

@@ -61,6 +61,7 @@ import torch
 from torch.distributions import Distribution, constraints
 from torch.distributions.kl import register_kl
 
+from .. import compiled
 from ..special import BesselTerms, bessel_terms, iv_ratio, log_ive
 from . import vmf_kernels
 from .hyperspherical_uniform import (HypersphericalUniform, check_spherical_values, log_sphere_area,
@@ -292,10 +293,10 @@ def _backend(backend: str | None, device: torch.device) -> str:
     if backend is None:
         if device.type != "cpu":
             return "torch"
-        return "numba" if vmf_kernels.available() else "numpy"
+        return "numba" if compiled.available() else "numpy"
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}")
-    if backend == "numba" and not vmf_kernels.available():
+    if backend == "numba" and not compiled.available():
         raise ValueError("backend 'numba' needs numba, which is not installed (pip install numba)")
     if backend != "torch" and device.type != "cpu":
         raise ValueError(f"backend {backend!r} runs on CPU tensors only, got a {device.type} tensor")
