@@ -7,19 +7,20 @@ their backward passes are tens to hundreds of such operations. The kernels in
 arithmetic as one loop over the rows. This module decides whether they can run and
 compiles each on first use:
 
-* ``available()``: whether numba imports, tried once, on the first call (0.3 s),
-  so that importing ccvae never imports numba, and a program that never samples on
-  CPU never pays for it. Without numba the distributions run their torch or numpy
-  forms (the same formulas; the tests compare the two).
-* ``kernel``: a decorator; the function is compiled (``numba.njit``, nogil) on its
+* ``available()``: whether numba imports, tried once, on the first call (0.3 s).
+  Without numba the distributions run their torch or numpy forms (the same
+  formulas; the tests compare the two).
+* ``jit``: the decorator the kernel modules use (``numba.njit``, nogil, compiled on
   first call and cached on disk next to its module, or in numba's user cache
   directory when that is not writable; with no writable location it compiles once
-  per process.
+  per process). It imports numba, so the kernel modules are imported only where
+  they are used, after ``available()``: importing ccvae never imports numba, and a
+  program that never samples on CPU never pays for it.
 """
 
 from __future__ import annotations
 
-__all__ = ["available", "kernel"]
+__all__ = ["available", "jit"]
 
 #: Whether numba imports: None until ``available()`` first tries.
 AVAILABLE: bool | None = None
@@ -37,24 +38,11 @@ def available() -> bool:
     return AVAILABLE
 
 
-class _Kernel:
-    """A function compiled on its first call (see ``kernel``)."""
-
-    def __init__(self, fn):
-        self.py_func, self._compiled = fn, None
-        self.__name__, self.__doc__ = fn.__name__, fn.__doc__
-
-    def __call__(self, *args):
-        if self._compiled is None:
-            import numba
-            try:
-                self._compiled = numba.njit(cache=True, nogil=True)(self.py_func)
-            except RuntimeError:  # numba found no writable cache location
-                self._compiled = numba.njit(nogil=True)(self.py_func)
-        return self._compiled(*args)
-
-
-def kernel(fn):
-    """Decorator: ``fn`` (numba-compatible Python) compiled with numba on first call.
-    Callers check ``available()`` first."""
-    return _Kernel(fn)
+def jit(fn):
+    """``numba.njit(cache=True, nogil=True)``, or without the cache where numba finds no
+    writable location for it. Compiles on the first call (per argument types)."""
+    import numba
+    try:
+        return numba.njit(cache=True, nogil=True)(fn)
+    except RuntimeError:  # numba found no writable cache location
+        return numba.njit(nogil=True)(fn)

@@ -361,9 +361,10 @@ def test_compiled_quadrature_hands_large_batches_to_numpy(monkeypatch):
     """Above COMPILED_QUADRATURE_MAX_SAMPLES the numba backend runs numpy's vectorised
     quadrature (faster there); at or below it, its own loop, to 1e-12 of numpy's."""
     from ccvae.distributions import vmf_kernels
+    from ccvae.distributions.von_mises_fisher import COMPILED_QUADRATURE_MAX_SAMPLES
 
     torch.manual_seed(5)
-    m, n = 11, vmf_kernels.COMPILED_QUADRATURE_MAX_SAMPLES + 1
+    m, n = 11, COMPILED_QUADRATURE_MAX_SAMPLES + 1
     kappa = torch.logspace(-1, 4, n, dtype=F64)
     omega = sample_one_minus_w(kappa, m)
     calls, compiled = [], vmf_kernels.dw_dkappa

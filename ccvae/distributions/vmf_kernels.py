@@ -5,17 +5,17 @@ numpy/torch forms stay the reference the tests compare against); here they run a
 loop per sample instead of one array operation per step. At a training batch
 (128 samples) each numpy operation costs ~1 us whatever its size and the sampler, the
 quadrature and the reflection node are 40-100 such operations each, so the loops win
-(measured on the 2-core development CPU, B = 128, m = 11, kappa = 500: sampler 135 ->
-31 us with torch's draws included, quadrature 140 -> 74 us, reflection 41 -> 5 us).
-At large batches the quadrature's vectorised numpy form is faster (its sine, log and
-exp use SIMD kernels; the loop calls scalar libm, ~29 ns per node): it is used from
-``COMPILED_QUADRATURE_MAX_SAMPLES`` samples on (measured crossover 256-384 samples for
-m in {3, 10, 11, 41}).
+(measured on the 2-core development CPU, B = 128, m = 11, kappa = 500: sampler
+137 -> 55 us with torch's draws, quadrature kernel 140 -> 74 us, reflection forward
+41 -> 5 us). At large batches the quadrature's vectorised numpy form is faster (its
+sine, log and exp use SIMD kernels; the loop calls scalar libm, ~29 ns per node): it
+is used above ``von_mises_fisher.COMPILED_QUADRATURE_MAX_SAMPLES`` samples.
 
-Where numba cannot be imported (``ccvae.compiled.available()``) callers use the numpy
-forms. Each kernel is compiled on its first use (2.3 s for all four on the development
-machine) and cached on disk (0.6 s to load them in a new process); see
-``ccvae.compiled``.
+Importing this module imports numba: ``von_mises_fisher`` imports it where a kernel
+is about to run, after ``ccvae.compiled.available()``, and uses the numpy forms where
+numba cannot be imported. Each kernel is compiled on its first use (2.3 s for all four
+on the development machine) and cached on disk (0.6 s to load them in a new process);
+see ``ccvae.compiled``.
 
 Every function writes into output arrays the caller allocates, and all arithmetic is
 float64 whatever the arrays' dtype (float32 samples are rounded once, at the store).
@@ -27,18 +27,13 @@ import math
 
 import numpy as np
 
-from ..compiled import kernel
+from ..compiled import jit
 
-__all__ = ["COMPILED_QUADRATURE_MAX_SAMPLES", "wood_round", "dw_dkappa", "reflect_forward",
-           "reflect_backward"]
+__all__ = ["wood_round", "dw_dkappa", "reflect_forward", "reflect_backward"]
 
 #: Element reads go through np.float64: numba's float() keeps a float32 a float32 (so
 #: its arithmetic would be float32, not the float64 the numpy forms do).
 _f64 = np.float64
-
-#: Up to this many samples the compiled quadrature is used, above it numpy's
-#: vectorised one (measured crossover 256-384 samples; see the module docstring).
-COMPILED_QUADRATURE_MAX_SAMPLES = 256
 
 #: Smallest positive normal float64, the floor of 1 - w (as ``von_mises_fisher``).
 _FLOAT64_TINY = 2.2250738585072014e-308
@@ -46,7 +41,7 @@ _FLOAT64_TINY = 2.2250738585072014e-308
 
 
 
-@kernel
+@jit
 def wood_round(kappa, normals, uniforms, m, rows, omega, done):
     """One rejection round of ``von_mises_fisher._wood_round`` for the elements ``rows``
     (int64 indices), row by row.
@@ -102,7 +97,7 @@ def wood_round(kappa, normals, uniforms, m, rows, omega, done):
                 break
 
 
-@kernel
+@jit
 def dw_dkappa(kappa, omega, one_minus_mean, m, nodes, weights, window, out):
     """``von_mises_fisher._implicit_w_gradient`` sample by sample: flat float64 arrays of
     one length in, dw/dkappa into ``out``. The same window (a Newton step from a
@@ -169,7 +164,7 @@ def dw_dkappa(kappa, omega, one_minus_mean, m, nodes, weights, window, out):
         out[i] = math.sqrt(sin2_w) * (2.0 * quarter) * total
 
 
-@kernel
+@jit
 def reflect_forward(loc, omega, g, tiny, z):
     """``von_mises_fisher._reflect_forward`` row by row: z = Q(loc) z0 into ``z``
     (n, m), from ``loc`` (n, m), ``omega`` (n,) and ``g`` (n, m - 1)."""
@@ -192,7 +187,7 @@ def reflect_forward(loc, omega, g, tiny, z):
             z[i, j] = coef * (_f64(loc[i, j]) * s) - s * r * _f64(g[i, j - 1])
 
 
-@kernel
+@jit
 def reflect_backward(loc, omega, g, grad, tiny, grad_loc, d_omega):
     """``von_mises_fisher._reflect_backward`` row by row, recomputing the forward
     intermediates: dL/dloc into ``grad_loc`` (n, m) and dL/domega into ``d_omega`` (n,)

@@ -63,7 +63,6 @@ from torch.distributions.kl import register_kl
 
 from .. import compiled
 from ..special import BesselTerms, bessel_terms, iv_ratio, log_ive
-from . import vmf_kernels
 from .hyperspherical_uniform import (HypersphericalUniform, check_spherical_values, log_sphere_area,
                                      spherical_parameters, unit_vector)
 from .shapes import broadcast_shapes, expand_to
@@ -86,6 +85,10 @@ __all__ = [
 FIRST_ROUND_PROPOSALS = 8
 #: Proposals per left-over sample in later rounds (left-overs are few).
 LATER_ROUND_PROPOSALS = 32
+#: Up to this many samples the compiled quadrature runs, above it numpy's vectorised
+#: one, whose SIMD sine, log and exp beat the loop's scalar calls there (measured
+#: crossover 256-384 samples for m in {3, 10, 11, 41}; ``vmf_kernels``).
+COMPILED_QUADRATURE_MAX_SAMPLES = 256
 #: Hard bound on rejection rounds, after which a RuntimeError is raised. For finite
 #: parameters the chance of reaching it is < 0.38^(8 + 8*32) ~ 1e-110; in practice it
 #: is only reached with NaN/inf parameters and argument validation turned off.
@@ -270,11 +273,17 @@ def _sample_compiled(kappa: torch.Tensor, m: int) -> torch.Tensor:
     rows, n_prop = np.arange(k.shape[0]), FIRST_ROUND_PROPOSALS
     for _ in range(MAX_REJECTION_ROUNDS):
         normals, uniforms = (t.numpy() for t in _torch_draws((rows.shape[0], n_prop), kappa.dtype, "cpu"))
-        vmf_kernels.wood_round(k.numpy(), normals, uniforms, m, rows, omega, done)
+        _kernels().wood_round(k.numpy(), normals, uniforms, m, rows, omega, done)
         if done.all():
             return out.reshape(kappa.shape).to(kappa.dtype)
         rows, n_prop = np.flatnonzero(~done), LATER_ROUND_PROPOSALS
     raise _sampler_exhausted()
+
+
+def _kernels():
+    """The compiled kernels' module, imported on first use (it imports numba)."""
+    from . import vmf_kernels
+    return vmf_kernels
 
 
 def _sampler_exhausted() -> RuntimeError:
@@ -384,9 +393,9 @@ def _dw_dkappa(backend: str, kappa: torch.Tensor, omega, m: int, one_minus_mean:
         return t if xp is torch else t.cpu().numpy()
 
     nodes, weights = _gauss_legendre(QUADRATURE_NODES, kappa.device, xp)
-    if backend == "numba" and omega.size <= vmf_kernels.COMPILED_QUADRATURE_MAX_SAMPLES:
+    if backend == "numba" and omega.size <= COMPILED_QUADRATURE_MAX_SAMPLES:
         out = np.empty(omega.size)
-        vmf_kernels.dw_dkappa(flat64(kappa), np.ascontiguousarray(omega, dtype=np.float64).reshape(-1),
+        _kernels().dw_dkappa(flat64(kappa), np.ascontiguousarray(omega, dtype=np.float64).reshape(-1),
                               flat64(one_minus_mean), m, nodes, weights,
                               (QUADRATURE_LOG_DROP, WINDOW_LEFT_SIGMAS, WINDOW_RIGHT_SIGMAS), out)
         return out.reshape(shape)
@@ -593,7 +602,7 @@ class _ReflectedSample(torch.autograd.Function):
             arrays = (loc.detach().reshape(-1, m).numpy(), omega.reshape(-1).numpy(),
                       g.reshape(-1, m - 1).numpy())
             z = np.empty(arrays[0].shape, dtype=arrays[0].dtype)
-            vmf_kernels.reflect_forward(*arrays, tiny, z)
+            _kernels().reflect_forward(*arrays, tiny, z)
             ctx.arrays, ctx.omega = arrays, omega.numpy()
             return torch.from_numpy(z).reshape(loc.shape)
         xp = torch if name == "torch" else np
@@ -612,7 +621,7 @@ class _ReflectedSample(torch.autograd.Function):
         if name == "numba":
             loc, flat_omega, g = ctx.arrays
             grad_loc, d_omega = np.empty_like(loc), np.empty(flat_omega.shape[0])
-            vmf_kernels.reflect_backward(loc, flat_omega, g, grad.reshape(loc.shape).contiguous().numpy(),
+            _kernels().reflect_backward(loc, flat_omega, g, grad.reshape(loc.shape).contiguous().numpy(),
                                          ctx.tiny, grad_loc, d_omega)
             grad_loc = grad_loc.reshape(grad.shape) if need_loc else None
             d_omega = d_omega.reshape(omega.shape)
