@@ -13,6 +13,7 @@ from torch.distributions.utils import _standard_normal
 
 from ccvae.distributions.kl import monte_carlo_kl, tangent_kl_approximation
 from ccvae.distributions.wrapped_normal import WrappedNormal
+from ccvae.distributions.wrapped_normal_fused import BACKENDS
 from ccvae.manifolds.lorentz import Lorentz, minkowski_inner
 
 F64 = torch.float64
@@ -437,8 +438,9 @@ REGIMES = {
 }
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("regime", REGIMES)
-def test_fused_sample_matches_the_composed_maps(regime):
+def test_fused_sample_matches_the_composed_maps(regime, backend):
     from ccvae.distributions.wrapped_normal_fused import wrapped_normal_sample
 
     dist, size = REGIMES[regime]
@@ -451,7 +453,7 @@ def test_fused_sample_matches_the_composed_maps(regime):
     if regime == "capped sample":  # a clamped step outwards, along loc's direction
         eps = (size * h.detach() / h.detach().norm(dim=-1, keepdim=True) / scale.detach()).expand(2, 3, d)
     weights = (torch.randn(2, 3, d + 1, generator=g, dtype=F64), torch.randn(2, 3, generator=g, dtype=F64))
-    z_a, lp_a, g_a = _grads(lambda h, s: wrapped_normal_sample(point(h), s, eps), (h, scale), weights)
+    z_a, lp_a, g_a = _grads(lambda h, s: wrapped_normal_sample(point(h), s, eps, backend), (h, scale), weights)
     z_b, lp_b, g_b = _grads(lambda h, s: composed_sample(point(h), s, eps), (h, scale), weights)
     assert torch.allclose(z_a, z_b, rtol=1e-11, atol=1e-12)
     assert torch.allclose(lp_a, lp_b, rtol=1e-11, atol=1e-11)
@@ -462,21 +464,28 @@ def test_fused_sample_matches_the_composed_maps(regime):
         assert torch.allclose(Lorentz(d).dist0(z_a), torch.tensor(141.0, dtype=F64))
 
 
-def test_fused_nodes_pass_gradcheck():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fused_nodes_pass_gradcheck(backend):
     from ccvae.distributions.wrapped_normal_fused import origin_log_density, wrapped_normal_sample
+
+    def sample(loc, scale):
+        return wrapped_normal_sample(loc, scale, eps, backend)
+
+    def density(t, scale):
+        return origin_log_density(t, scale, backend)
 
     g = torch.Generator().manual_seed(8)
     loc = point(torch.randn(3, 3, generator=g, dtype=F64)).requires_grad_(True)
     scale = (torch.rand(3, 3, generator=g, dtype=F64) + 0.2).requires_grad_(True)
     # rows of eps at r ~ 1e-3 (series branches), ~0.2 and ~2
     eps = torch.randn(2, 3, 3, generator=g, dtype=F64) * torch.tensor([[1e-3], [0.2], [2.0]], dtype=F64)
-    assert torch.autograd.gradcheck(lambda l, s: wrapped_normal_sample(l, s, eps), (loc, scale))
+    assert torch.autograd.gradcheck(sample, (loc, scale))
     t = (torch.randn(2, 3, 3, generator=g, dtype=F64)
          * torch.tensor([[1e-3], [0.2], [2.0]], dtype=F64)).requires_grad_(True)
-    assert torch.autograd.gradcheck(origin_log_density, (t, scale))
+    assert torch.autograd.gradcheck(density, (t, scale))
     # broadcasting: one loc for many scales, one scale for many points
-    assert torch.autograd.gradcheck(lambda l, s: wrapped_normal_sample(l, s, eps), (loc[:1], scale))
-    assert torch.autograd.gradcheck(origin_log_density, (t, scale[:1]))
+    assert torch.autograd.gradcheck(sample, (loc[:1], scale))
+    assert torch.autograd.gradcheck(density, (t, scale[:1]))
 
 
 @pytest.mark.parametrize("n", [0.0, 1e-6, 5e-3, 0.05, 0.29, 0.31, 0.99, 1.01, 3.0, 1e4])
@@ -498,8 +507,9 @@ def test_origin_density_matches_the_general_log_prob(n):
         assert torch.allclose(a, b, rtol=1e-8, atol=1e-10), (n, (a - b).abs().max())
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("r", [1e-3, 0.05, 0.29, 0.31, 0.99, 1.01, 3.0])
-def test_fused_float32_gradients_match_float64(r):
+def test_fused_float32_gradients_match_float64(r, backend):
     """Both sides of each series/closed-form switch keep float32 gradients accurate."""
     from ccvae.distributions.wrapped_normal_fused import origin_log_density, wrapped_normal_sample
 
@@ -512,8 +522,8 @@ def test_fused_float32_gradients_match_float64(r):
     for dtype in (torch.float32, F64):
         loc = loc64.to(dtype).requires_grad_(True)
         scale = scale64.to(dtype).requires_grad_(True)
-        z, lq = wrapped_normal_sample(loc, scale, eps.to(dtype))
-        lp = origin_log_density(z[..., 1:], scale)
+        z, lq = wrapped_normal_sample(loc, scale, eps.to(dtype), backend)
+        lp = origin_log_density(z[..., 1:], scale, backend)
         out[dtype] = torch.autograd.grad((lq - lp).sum() + z.sum(), [loc, scale])
     for a, b in zip(out[torch.float32], out[F64]):
         err = (a.double() - b).abs().max() / b.abs().max()
@@ -526,9 +536,10 @@ def test_fused_float32_gradients_match_float64(r):
 EXPMAP_RADII = (0.0, 1e-4, 0.009, 0.011, 0.29, 0.31, 0.99, 1.01, 3.0, 16.9, 300.0)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [torch.float32, F64])
 @pytest.mark.parametrize("d", [1, 2, 10])
-def test_origin_expmap_node_matches_the_manifold_map(d, dtype):
+def test_origin_expmap_node_matches_the_manifold_map(d, dtype, backend):
     from ccvae.distributions.wrapped_normal_fused import origin_expmap
 
     g = torch.Generator().manual_seed(11)
@@ -536,7 +547,7 @@ def test_origin_expmap_node_matches_the_manifold_map(d, dtype):
     radii = torch.tensor(EXPMAP_RADII, dtype=F64).unsqueeze(-1)
     v = (radii * direction / direction.norm(dim=-1, keepdim=True)).to(dtype).requires_grad_(True)
     ref = Lorentz(d).expmap0(torch.cat([torch.zeros_like(v[:, :1]), v], -1))
-    got = origin_expmap(v)
+    got = origin_expmap(v, backend)
     assert got.shape == ref.shape == (len(EXPMAP_RADII), d + 1) and got.dtype == dtype
     weights = torch.randn(got.shape, generator=g, dtype=F64).to(dtype)
     (g_ref,) = torch.autograd.grad((ref * weights).sum(), v)
@@ -548,12 +559,57 @@ def test_origin_expmap_node_matches_the_manifold_map(d, dtype):
     assert torch.isfinite(g_got).all() and ((g_got - g_ref).abs() / scale).max() < 10 * tol
 
 
-def test_origin_expmap_node_passes_gradcheck():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_origin_expmap_node_passes_gradcheck(backend):
     from ccvae.distributions.wrapped_normal_fused import origin_expmap
 
     g = torch.Generator().manual_seed(12)
     v = torch.randn(6, 3, generator=g, dtype=F64)
     v = v * torch.tensor([[1e-3], [0.005], [0.2], [0.5], [2.0], [30.0]], dtype=F64) / v.norm(dim=-1, keepdim=True)
-    assert torch.autograd.gradcheck(origin_expmap, (v.requires_grad_(True),))
+    expmap = lambda v: origin_expmap(v, backend)  # noqa: E731
+    assert torch.autograd.gradcheck(expmap, (v.requires_grad_(True),))
     # batched leading dimensions
-    assert torch.autograd.gradcheck(origin_expmap, (v.detach().reshape(2, 3, 3).requires_grad_(True),))
+    assert torch.autograd.gradcheck(expmap, (v.detach().reshape(2, 3, 3).requires_grad_(True),))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+@pytest.mark.parametrize("n", [0.0, 1e-6, 5e-3, 0.05, 0.29, 0.31, 0.99, 1.01, 3.0, 1e4])
+def test_origin_density_backends_agree(n, dtype):
+    """The compiled loop (float64 inside) and torch's operations give the same density
+    and gradients at every branch of r = asinh|t|, with broadcast scales."""
+    from ccvae.distributions.wrapped_normal_fused import origin_log_density
+
+    g = torch.Generator().manual_seed(13)
+    direction = torch.randn(2, 5, 3, generator=g, dtype=F64)
+    t = (n * direction / direction.norm(dim=-1, keepdim=True)).to(dtype).requires_grad_(True)
+    scale = (torch.rand(5, 3, generator=g, dtype=F64) + 0.3).to(dtype).requires_grad_(True)
+    out = {}
+    for backend in BACKENDS:
+        lp = origin_log_density(t, scale, backend)
+        out[backend] = (lp, *torch.autograd.grad((lp * torch.arange(10.0).reshape(2, 5)).sum(), [t, scale]))
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == F64 else dict(rtol=2e-6, atol=1e-6)
+    for a, b in zip(*out.values()):
+        assert a.dtype == b.dtype == dtype and a.shape == b.shape
+        torch.testing.assert_close(a, b, **tol)
+
+
+def test_backend_choice_and_errors(monkeypatch):
+    from ccvae import compiled
+    from ccvae.distributions import wrapped_normal_fused as fused
+
+    x = torch.ones(2, 3)
+    assert fused._compiled(None, x) and not fused._compiled("torch", x)
+    big = torch.ones(fused.COMPILED_MAX_ELEMENTS + 1)  # large batches: torch's operations
+    assert not fused._compiled(None, big) and fused._compiled("numba", big)
+    assert not fused._compiled(None, x.to(torch.bfloat16)) and not fused._compiled(None, x, x.double())
+    with pytest.raises(ValueError, match="float32 or float64 CPU"):
+        fused._compiled("numba", x.to(torch.bfloat16))
+    with pytest.raises(ValueError, match="backend must be"):
+        fused.origin_expmap(x, "cuda")
+    monkeypatch.setattr(compiled, "AVAILABLE", False)  # as without numba: torch's forms
+    assert not fused._compiled(None, x)
+    with pytest.raises(ValueError, match="needs numba"):
+        fused._compiled("numba", x)
+    z = fused.origin_expmap(x.requires_grad_(True))
+    z.sum().backward()
+    assert torch.isfinite(x.grad).all()
