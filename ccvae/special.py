@@ -85,7 +85,10 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
+import numpy as np
 import torch
+
+from . import compiled
 
 __all__ = [
     "log_iv",
@@ -277,7 +280,7 @@ def _pick(small: torch.Tensor, any_small: bool, all_small: bool, a, b):
 
 def bessel_terms(v, x: torch.Tensor, *, log_normalised: bool = False, log_ive: bool = False,
                  log_iv: bool = False, ratio: bool = False, derivative: bool = False,
-                 native_logs: bool = False) -> BesselTerms:
+                 native_logs: bool = False, backend: str | None = None) -> BesselTerms:
     """Evaluate the requested Bessel quantities in float64 (no autograd).
 
     ``x`` must be a float64 tensor; ``v`` a number or a tensor broadcastable to it.
@@ -289,7 +292,21 @@ def bessel_terms(v, x: torch.Tensor, *, log_normalised: bool = False, log_ive: b
     (series or asymptotic) that no element needs is skipped, at the cost of two cheap
     host reads; on other devices both are computed and merged with ``torch.where``
     (no synchronisation).
+
+    ``backend``: with ``native_logs``, a Python-number order and float64 CPU ``x``, the
+    default (None or "numba") is the compiled loop of ``special_kernels`` where numba
+    imports (one pass instead of ~30 tensor operations; the same regimes and
+    coefficients); "torch" keeps the tensor operations below, which every other
+    request uses.
     """
+    if backend not in (None, "numba", "torch"):
+        raise ValueError(f"backend must be 'numba' or 'torch', got {backend!r}")
+    if (native_logs and backend != "torch" and not isinstance(v, torch.Tensor)
+            and x.device.type == "cpu" and x.dtype == torch.float64 and compiled.available()):
+        return _bessel_terms_compiled(_order(v, x.device), x, log_normalised, log_ive, ratio or derivative,
+                                      derivative)
+    if backend == "numba":
+        raise ValueError("backend 'numba' needs native_logs, a number as the order, float64 CPU x and numba")
     if isinstance(v, torch.Tensor) and v.numel() != 1:  # per-element orders
         if v.requires_grad:
             raise ValueError("v: the Bessel order is not differentiable; pass a constant")
@@ -368,6 +385,30 @@ def bessel_terms(v, x: torch.Tensor, *, log_normalised: bool = False, log_ive: b
         if derivative:
             out.ratio_derivative = _pick(small, any_small, all_small, der_s, der_d)
     return out
+
+
+def _bessel_terms_compiled(o: _Order, x: torch.Tensor, log_normalised: bool, log_ive: bool,
+                           ratio: bool, derivative: bool) -> BesselTerms:
+    """``bessel_terms`` with ``native_logs`` by ``special_kernels.bessel_terms_native``."""
+    from .special_kernels import bessel_terms_native
+
+    flat = x.detach().reshape(-1).contiguous().numpy()
+    small = np.empty(flat.shape[0], dtype=bool)
+    out = np.empty((5, flat.shape[0]))  # log_normalised, log_ive, R, 1 - R, R'
+    bessel_terms_native(flat, float(o.v), o.inv_den.numpy(), o.debye_c.numpy(), SERIES_X_MAX,
+                        float(o.y_small), small, *out)
+    any_small = bool(small.any())
+    all_small = any_small and bool(small.all())
+    out = torch.from_numpy(out)
+    if x.dim() != 1:
+        out = out.reshape(5, *x.shape)
+    log_norm, log_ive_t, r, omr, der = out  # (views; x's shape)
+    return BesselTerms(
+        small=torch.from_numpy(small).reshape(x.shape),
+        log_normalised=log_norm if log_normalised and any_small else None,
+        log_ive=log_ive_t if log_ive and not all_small else None,
+        ratio=r if ratio else None, one_minus_ratio=omr if ratio else None,
+        ratio_derivative=der if derivative else None)
 
 
 # ---------------------------------------------------------------------------------

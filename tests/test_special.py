@@ -220,3 +220,42 @@ def test_cuda_matches_cpu():
     for fn in (log_iv, iv_ratio, log_iv_normalised, log_ive, iv_ratio_derivative):
         for v in (0.0, 4.0, 499.0):
             assert torch.allclose(fn(v, x.cuda()).cpu(), fn(v, x), rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize("v", [0.0, 0.5, 1.0, 4.0, 4.5, 24.5, 99.0, 499.0])
+def test_compiled_native_terms_match_the_tensor_form(v):
+    """The vMF's request (native_logs) runs a compiled loop on CPU; it uses the same
+    regimes, series and Debye coefficients as the tensor operations, so both agree to
+    rounding (R' to the ~x * 3e-16 its own formula allows at large x)."""
+    x = torch.cat([torch.tensor([0.0, 1e-300]), torch.logspace(-4, 5, 501),
+                   torch.tensor([SERIES_X_MAX * (1 - 1e-15), SERIES_X_MAX, 2.0 * math.sqrt(8.0 * (v + 1))]),
+                   ]).to(torch.float64).reshape(2, -1)  # any shape
+    kw = dict(log_normalised=True, log_ive=True, derivative=True, native_logs=True)
+    a = bessel_terms(v, x, backend="numba", **kw)
+    b = bessel_terms(v, x, backend="torch", **kw)
+    assert torch.equal(a.small, b.small) and a.small.any() and (~a.small).any() == (b.log_ive is not None)
+    sm = a.small
+    torch.testing.assert_close(a.log_normalised[sm], b.log_normalised[sm], rtol=1e-14, atol=1e-300)
+    if b.log_ive is not None:
+        torch.testing.assert_close(a.log_ive[~sm], b.log_ive[~sm], rtol=1e-14, atol=1e-14)
+    torch.testing.assert_close(a.ratio, b.ratio, rtol=1e-14, atol=1e-300)
+    torch.testing.assert_close(a.one_minus_ratio, b.one_minus_ratio, rtol=1e-13, atol=1e-300)
+    # R' = 1 - R^2 - (2v+1) R/x cancels: in the series regime between terms of size 1
+    # (absolute), in the asymptotic one between terms ~(2v+1)/x times larger than R'
+    # (relative; the module docstring measures 3e-11 at x = 1e5), so the two summation
+    # orders differ by that much
+    err = (a.ratio_derivative - b.ratio_derivative).abs()
+    assert (err[sm] <= 4e-15).all()
+    assert (err[~sm] <= 1e-10 * b.ratio_derivative[~sm].abs()).all()
+    assert a.ratio.shape == x.shape and a.small.dtype == torch.bool
+
+
+def test_compiled_backend_is_only_for_the_native_request():
+    x = torch.rand(4, dtype=torch.float64)
+    with pytest.raises(ValueError, match="needs native_logs"):
+        bessel_terms(1.0, x, ratio=True, backend="numba")
+    with pytest.raises(ValueError, match="backend must be"):
+        bessel_terms(1.0, x, native_logs=True, backend="cupy")
+    # a float32 x, or per-element orders, take the tensor path even by default
+    t = bessel_terms(torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64), x, ratio=True, native_logs=True)
+    assert t.ratio.shape == (4,)
