@@ -171,16 +171,19 @@ def iwae_rows(db: ResultsDB, sweep: str | None = None) -> list[dict[str, Any]]:
 
 
 def protocol_note(rows: list[dict[str, Any]]) -> str:
-    """Which revision of the protocol each cell of an IWAE table ran under, when the
-    table mixes them ('' when it does not): cells of different revisions are not like
-    for like."""
+    """Which revision of the protocol each cell of an IWAE table ran under ('' for a
+    table without cells): cells of different revisions are not like for like, and a
+    reader of a table from one revision should still learn which."""
     groups: dict[str, list[str]] = defaultdict(list)
     for r in rows:
         for g in GEOMETRIES:
             if g in r.get("sweep", {}):
                 groups[r["sweep"][g]].append(f"{LABELS[g].lower()} d={r['latent_dim']}")
-    if len(groups) < 2:
+    if not groups:
         return ""
+    if len(groups) == 1:
+        (name,) = groups
+        return f"Protocol (every cell): {IWAE_SWEEP_LABELS.get(name, 'sweep ' + name)}."
     ordered = sorted(groups.items(), key=lambda kv: len(kv[1]))  # the largest group last
     parts = []
     for i, (name, names) in enumerate(ordered):

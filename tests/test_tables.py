@@ -111,10 +111,12 @@ def test_iwae_table_takes_each_cell_from_the_newest_protocol_revision(tmp_path):
     note = tables.protocol_note(tables.iwae_rows(db))
     assert note.startswith("Protocol: euclidean d=20: with KL warm-up") and "sphere d=20: as the paper" in note
     assert note in tables.render(db, "mnist", kind="iwae", fmt="markdown")
-    # one sweep asked for: only its cells, and no note
+    # one sweep asked for: only its cells, and the note names that one revision
     (only,) = [r for r in tables.iwae_rows(db, "davidson") if r["latent_dim"] == 20]
     assert only["ours"]["euclidean"].value == -91.4
-    assert tables.protocol_note(tables.iwae_rows(db, "davidson")) == ""
+    assert tables.protocol_note(tables.iwae_rows(db, "davidson")) == (
+        "Protocol (every cell): as the paper states the protocol, without warm-up, batch 128 (sweep davidson).")
+    assert tables.protocol_note([]) == ""
 
 
 def test_iwae_table_says_how_long_each_cell_trained(tmp_path):
