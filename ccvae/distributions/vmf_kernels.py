@@ -28,15 +28,13 @@ import math
 import numpy as np
 
 from ..compiled import jit
+from .von_mises_fisher import _FLOAT64_TINY  # the floor of 1 - w
 
 __all__ = ["wood_round", "dw_dkappa", "reflect_forward", "reflect_backward"]
 
 #: Element reads go through np.float64: numba's float() keeps a float32 a float32 (so
 #: its arithmetic would be float32, not the float64 the numpy forms do).
 _f64 = np.float64
-
-#: Smallest positive normal float64, the floor of 1 - w (as ``von_mises_fisher``).
-_FLOAT64_TINY = 2.2250738585072014e-308
 
 
 

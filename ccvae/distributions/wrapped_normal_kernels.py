@@ -24,20 +24,25 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
 from ..compiled import jit
+from ..manifolds.lorentz import _SERIES_BELOW as SINHC_SERIES_BELOW
+from ..manifolds.lorentz import _SINHC_COEFFS
+from .wrapped_normal_fused import _D_COEFFS
+from .wrapped_normal_fused import D_SERIES_BELOW as _D_SERIES_BELOW
 
 __all__ = ["sample_forward", "sample_backward", "origin_log_density_forward",
            "origin_log_density_backward", "origin_expmap_forward", "origin_expmap_backward"]
 
 _f64 = np.float64  # numba's float() keeps a float32 a float32; np.float64 widens
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
-#: Note 1: sinh(r)/r = 1 + r^2/6 + r^4/120 below this (``ccvae.manifolds.lorentz``'s
-#: switch; the first omitted term, r^6/5040, is < 2e-16 there).
-SINHC_SERIES_BELOW = 0.01
-#: Note 2: D(r) = (cosh r - sinh(r)/r)/r^2 by its Taylor series below this (float64's
-#: switch in ``wrapped_normal_fused.D_SERIES_BELOW``).
-D_SERIES_BELOW = 0.3
+#: Note 2: D(r) = (cosh r - sinh(r)/r)/r^2 by its Taylor series below float64's switch
+#: (the loops compute in float64). Note 1's sinh(r)/r series and switch are
+#: ``ccvae.manifolds.lorentz``'s. The series' coefficients, highest first, for Horner.
+D_SERIES_BELOW = _D_SERIES_BELOW[torch.float64]
+_D_HORNER = tuple(reversed(_D_COEFFS))
+_SINHC_HORNER = tuple(reversed(_SINHC_COEFFS))
 
 
 @jit
@@ -45,7 +50,10 @@ def _sinhc(r, sinh_r):
     """sinh(r)/r from r and sinh(r), or sinh(r_max) beyond the clamp (note 1)."""
     if r < SINHC_SERIES_BELOW:
         r2 = r * r
-        return 1.0 + r2 * (1.0 / 6.0 + r2 * (1.0 / 120.0))
+        total = 0.0
+        for c in _SINHC_HORNER:
+            total = total * r2 + c
+        return total
     return sinh_r / r
 
 
@@ -55,8 +63,10 @@ def _d_of_r(r, cosh_r, s):
     sum_k 2k/(2k+1)! r^(2k-2) to six terms (note 2)."""
     if r < D_SERIES_BELOW:
         r2 = r * r
-        return 1.0 / 3.0 + r2 * (1.0 / 30.0 + r2 * (1.0 / 840.0 + r2 * (
-            1.0 / 45360.0 + r2 * (1.0 / 3991680.0 + r2 * (1.0 / 518918400.0)))))
+        total = 0.0
+        for c in _D_HORNER:
+            total = total * r2 + c
+        return total
     return (cosh_r - s) / (r * r)
 
 
