@@ -16,6 +16,12 @@ compiles each on first use:
   per process). It imports numba, so the kernel modules are imported only where
   they are used, after ``available()``: importing ccvae never imports numba, and a
   program that never samples on CPU never pays for it.
+
+Caveat of the on-disk cache: numba keys it on the kernel's own source file, and the
+module constants a kernel reads (some imported from the modules that document them)
+are frozen into the compiled code. After changing such a constant elsewhere, delete
+the kernel modules' ``__pycache__/*.nbi`` and ``*.nbc`` files (a fresh checkout has
+none), or the cached kernels keep the old value.
 """
 
 from __future__ import annotations
