@@ -27,6 +27,7 @@ import pickle
 import platform
 import shutil
 import tempfile
+import warnings
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -253,6 +254,12 @@ def read_info(path: str | Path) -> CheckpointInfo:
     return CheckpointInfo(path, config, metrics)
 
 
+def _first_line(e: BaseException) -> str:
+    """An exception's first message line, or its type's name where it has no message."""
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
+
+
 def _load_state(path: Path, config: dict) -> dict[str, torch.Tensor]:
     weights = config.get("weights", {})
     file = path / weights.get("file", WEIGHTS_FILE)
@@ -275,13 +282,18 @@ def _load_state(path: Path, config: dict) -> dict[str, torch.Tensor]:
         except (SafetensorError, OSError, ValueError) as e:
             raise CheckpointError(f"{file} is corrupt: {e}") from None
     try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise CheckpointError(
-            f"refused to load {file}: it is a pickle that carries code or objects other than "
-            f"tensors, which could run arbitrary code ({str(e).splitlines()[0]})") from None
-    except (RuntimeError, EOFError, OSError) as e:
-        raise CheckpointError(f"{file} is corrupt: {str(e).splitlines()[0]}") from None
+        with warnings.catch_warnings():  # torch warns about legacy formats; the error says it all
+            warnings.simplefilter("ignore")
+            state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch's unpickler raises many types on bad bytes
+        if isinstance(e, pickle.UnpicklingError) and "WeightsUnpickler error" in str(e):
+            # torch's safe unpickler stopped at an instruction or global it does not allow:
+            # random bytes and a pickle that would run code look alike to it
+            reason = " ".join(str(e).split("WeightsUnpickler error:", 1)[1].split("Check the")[0].split())
+            raise CheckpointError(
+                f"refused to load {file}: it is corrupt, or a pickle that carries code or objects "
+                f"other than tensors, which could run arbitrary code ({reason or 'unreadable'})") from None
+        raise CheckpointError(f"{file} is corrupt or not a torch weights file ({_first_line(e)})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{file} does not hold a state dict of tensors")
     return state

@@ -201,6 +201,19 @@ def test_pickle_that_carries_code_is_refused(ckpt):
         checkpoints.load(ckpt)
 
 
+@pytest.mark.parametrize("content", [b"", b"hello, not weights\n", bytes(range(256)) * 4],
+                         ids=["empty", "text", "random"])
+def test_corrupt_legacy_weights_file_is_one_clear_error(ckpt, content):
+    (ckpt / "model.safetensors").unlink()
+    (ckpt / "model.pt").write_bytes(content)
+    cfg = json.loads((ckpt / "config.json").read_text())
+    cfg["weights"] = {"file": "model.pt"}
+    (ckpt / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match=r"model\.pt.* corrupt.*\(.+\)") as err:
+        checkpoints.load(ckpt)
+    assert "\n" not in str(err.value)
+
+
 def test_plain_torch_state_dict_loads_with_weights_only(ckpt):
     model = small_model()
     (ckpt / "model.safetensors").unlink()
