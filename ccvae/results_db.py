@@ -103,11 +103,18 @@ class ResultsDB:
         if not self.path.exists():
             if not create:
                 raise ResultsDBError(f"no results database at {self.path}; run `ccvae sweep` first")
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ResultsDBError(f"cannot create the results database {self.path}: "
+                                     f"{exc.strerror or exc}") from None
         elif self.path.is_dir():
             raise ResultsDBError(f"{self.path} is a folder, not a results database file")
+        elif not create and self.path.stat().st_size == 0:
+            raise ResultsDBError(f"{self.path} is empty, not a ccvae results database")
         try:
             with self._connect() as con:
+                self._check_is_ours(con)
                 con.executescript(_SCHEMA)
                 # Metric columns added after a file was created are added to it (NULL
                 # for older rows), so an older results file keeps working.
@@ -126,6 +133,17 @@ class ResultsDB:
                         f"{SCHEMA_VERSION}. Upgrade ccvae.")
         except sqlite3.DatabaseError as exc:
             raise ResultsDBError(f"{self.path} is not a readable SQLite results database ({exc})") from None
+
+    def _check_is_ours(self, con: sqlite3.Connection) -> None:
+        """ResultsDBError, before anything is written, for an SQLite file that holds other
+        tables than a ccvae results database (one with no tables at all is new)."""
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        ours = "meta" in tables and con.execute(
+            "SELECT 1 FROM meta WHERE key = 'schema_version'").fetchone() is not None
+        if tables and not ours:
+            raise ResultsDBError(
+                f"{self.path} is an SQLite database but not a ccvae results database (its tables: "
+                f"{', '.join(sorted(tables))}); it was left untouched: pass another --db")
 
     # ------------------------------------------------------------------ plumbing
     @contextmanager

@@ -58,6 +58,34 @@ def test_bad_files_give_one_message(tmp_path, content):
         ResultsDB(tmp_path)
 
 
+@pytest.mark.parametrize("create", [True, False])
+def test_another_sqlite_database_is_refused_and_left_untouched(tmp_path, create):
+    path = tmp_path / "notes.sqlite"
+    with sqlite3.connect(path) as con:
+        con.execute("CREATE TABLE runs (id INTEGER, name TEXT)")  # a name we use, other columns
+        con.execute("CREATE TABLE notes (text TEXT)")
+    before = path.read_bytes()
+    with pytest.raises(ResultsDBError, match="not a ccvae results database .*notes, runs"):
+        ResultsDB(path, create=create)
+    assert path.read_bytes() == before
+
+
+def test_empty_file_is_no_database_to_read_and_stays_empty(tmp_path):
+    path = tmp_path / "r.sqlite"
+    path.touch()
+    with pytest.raises(ResultsDBError, match="is empty"):
+        ResultsDB(path, create=False)
+    assert path.stat().st_size == 0
+    ResultsDB(path).record(make_row(run_key="a"))  # a sweep may start a results file there
+    assert ResultsDB(path, create=False).done_keys() == {"a"}
+
+
+def test_unmakeable_location_is_one_message(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ResultsDBError, match="cannot create the results database"):
+        ResultsDB(tmp_path / "file" / "sub" / "r.sqlite")
+
+
 def test_newer_schema_is_refused(tmp_path):
     path = tmp_path / "r.sqlite"
     ResultsDB(path)
