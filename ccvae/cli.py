@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -117,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE", help="extra dataset option, e.g. max_molecules=2000 for qm9")
     t.add_argument("--iwae-samples", type=_non_negative_int, default=100, help="importance samples for the final test IWAE (default: 100; 0 skips it)")
     t.add_argument("--out", help="checkpoint directory to write (default: runs/<dataset>-<geometry>-d<dim>-l<layers>-s<seed>)")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace the checkpoint already in --out (it is kept until the new one is written)")
     t.add_argument("--progress-file", help="append one JSON line per epoch (and batch progress) to this file, for dashboards")
     t.add_argument("--stop-file", help="stop cleanly (keeping the best model) as soon as this file exists")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -131,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--max-examples", type=_positive_int, help="evaluate on the first N test examples only")
     e.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     e.add_argument("--no-write", action="store_true", help="print only; leave metrics.json unchanged")
+    e.add_argument("--overwrite", action="store_true",
+                   help="write the metrics even where they cover fewer test examples or IWAE samples "
+                        "than those stored (by default such an evaluation is printed only)")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
 
     ls = sub.add_parser("list", help="list the checkpoints under a folder",
@@ -301,6 +307,28 @@ class ProgressFile:
             self.write({"event": "batch", "epoch": epoch, "batch": i, "n_batches": n})
 
 
+def _check_writable_folder(folder: Path, what: str) -> None:
+    """ConfigError unless ``folder`` exists (or can be made) and takes a new file."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise ConfigError(f"{what}: cannot write in {folder} ({e.strerror or e})") from None
+
+
+def _check_appendable(path: Path, what: str) -> None:
+    """ConfigError unless ``path`` can be opened for appending (made if missing)."""
+    if path.is_dir():
+        raise ConfigError(f"{what} {path} is a folder; give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a"):
+            pass
+    except OSError as e:
+        raise ConfigError(f"{what} {path}: cannot write it ({e.strerror or e})") from None
+
+
 # -- commands ----------------------------------------------------------------------
 
 def cmd_train(args) -> int:
@@ -321,7 +349,14 @@ def cmd_train(args) -> int:
     out = Path(args.out or f"runs/{cfg.dataset}-{cfg.geometry}-d{cfg.latent_dim}-l{cfg.layers}-s{cfg.seed}")
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not checkpoints.is_checkpoint(out))):
         raise ConfigError(f"--out {out} exists and is not a checkpoint; choose another folder")
+    if out.is_dir() and checkpoints.is_checkpoint(out) and not args.overwrite:
+        raise ConfigError(f"--out {out} already holds a checkpoint; pass --overwrite to replace it "
+                          "when training ends, or choose another folder")
     resolve_device(cfg.device)
+    # Where the results go must be writable before any training is spent on them.
+    _check_writable_folder(out.parent, f"--out {out}")
+    if args.progress_file:
+        _check_appendable(Path(args.progress_file), "--progress-file")
     extra = {"progress": False} if args.quiet and cfg.dataset == "qm9" else {}
     bundle = load_dataset(cfg.dataset, cfg.data_dir, seed=cfg.seed, **cfg.dataset_options, **extra)
     if not args.quiet:
@@ -360,10 +395,32 @@ def cmd_evaluate(args) -> int:
                            float64=args.float64, max_examples=args.max_examples, device=device,
                            progress=not args.quiet)
     print(metrics_table(test))
-    if not args.no_write:
-        checkpoints.update_metrics(args.path, test=test)
-        print(f"updated {Path(args.path) / checkpoints.METRICS_FILE}", file=sys.stderr)
+    if args.no_write:
+        return 0
+    narrower = _narrower_evaluation(test, info.metrics.get("test"))
+    if narrower and not args.overwrite:
+        print(f"not written: this evaluation is narrower than the one in "
+              f"{Path(args.path) / checkpoints.METRICS_FILE} ({narrower}); pass --overwrite "
+              "to replace it anyway", file=sys.stderr)
+        return 0
+    checkpoints.update_metrics(args.path, test=test)
+    print(f"updated {Path(args.path) / checkpoints.METRICS_FILE}", file=sys.stderr)
     return 0
+
+
+def _narrower_evaluation(new: dict, stored) -> str | None:
+    """Why ``new`` test metrics cover less than the ``stored`` ones (fewer test examples,
+    or fewer importance samples for the IWAE), or None where they cover as much."""
+    if not isinstance(stored, dict):
+        return None
+    reasons = []
+    n_new, n_old = new.get("n_examples"), stored.get("n_examples")
+    if isinstance(n_new, int) and isinstance(n_old, int) and n_new < n_old:
+        reasons.append(f"{n_new} test examples against {n_old}")
+    k_new, k_old = new.get("iwae_k") or 0, stored.get("iwae_k") or 0
+    if isinstance(k_new, int) and isinstance(k_old, int) and k_new < k_old:
+        reasons.append(f"IWAE with k = {k_new} against k = {k_old}")
+    return "; ".join(reasons) or None
 
 
 def cmd_list(args) -> int:

@@ -134,11 +134,19 @@ class TrainResult:
 
 
 def resolve_device(device: str) -> torch.device:
+    """``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:N]"`` as a torch device;
+    ConfigError for anything else, or for CUDA on a machine without it."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
+    try:
+        if device != "cpu" and not device.startswith("cuda"):
+            raise ValueError(device)
+        resolved = torch.device(device)
+    except (ValueError, RuntimeError):
+        raise ConfigError(f"device must be auto, cpu or cuda[:N], got {device!r}") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device cuda was asked for, but no CUDA device is available")
-    return torch.device(device)
+    return resolved
 
 
 def model_config_for(cfg: TrainConfig, bundle: DatasetBundle) -> ModelConfig:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +51,13 @@ def test_help_lists_commands():
     (["train", "--geometry", "sphere", "--initial-concentration", "0.5"], ["above 1"]),
     (["evaluate", "/nonexistent/ckpt"], ["does not exist"]),
     (["list", "/nonexistent/root"], ["is not a folder"]),
+    (["evaluate", "/nonexistent/ckpt", "--device", "foo"], ["device must be auto, cpu or cuda[:N]", "'foo'"]),
+    (["train", "--device", "cuda:x"], ["device must be", "'cuda:x'"]),
+    (["train", "--data-option", "bogus=1"], ["unknown data option 'bogus' for mnist", "val_size"]),
+    (["train", "--out", "/proc/ccvae-test-out"], ["--out /proc/ccvae-test-out: cannot write in /proc"]),
+    (["train", "--progress-file", "/proc/no/such"], ["--progress-file /proc/no/such: cannot write it"]),
+    (["sweep", "--latent-dims", "2", "--dry-run", "--db", "/proc/no/r.sqlite"],
+     ["cannot create the results database"]),
     (["frobnicate"], ["invalid choice: 'frobnicate'"]),
 ])
 def test_bad_input_gives_one_line(args, fragments):
@@ -61,6 +69,36 @@ def test_corrupt_checkpoint_gives_one_line(tmp_path):
     (tmp_path / "ck" / "config.json").write_text("{oops")
     (tmp_path / "ck" / "model.safetensors").write_bytes(b"\0" * 10)
     one_line_error(ccvae("evaluate", tmp_path / "ck"), "not valid JSON")
+
+
+def test_bad_output_locations_are_refused_before_training(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    one_line_error(ccvae("train", "--epochs", "1", "--out", tmp_path / "afile" / "sub"), "cannot write in")
+    one_line_error(ccvae("train", "--epochs", "1", "--progress-file", tmp_path), "is a folder")
+
+
+def test_train_does_not_replace_a_checkpoint_unless_told(tmp_path):
+    out = tmp_path / "ck"
+    shutil.copytree(REPO / "checkpoints" / "mnist-sphere-d2", out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    one_line_error(ccvae("train", "--geometry", "euclidean", "--epochs", "1", "--out", out),
+                   "already holds a checkpoint", "--overwrite")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_evaluate_keeps_wider_stored_metrics_unless_told(tmp_path):
+    out = tmp_path / "ck"
+    shutil.copytree(REPO / "checkpoints" / "mnist-euclidean-d2", out)
+    before = (out / "metrics.json").read_bytes()
+    r = ccvae("evaluate", out, "--max-examples", "50", "--iwae-samples", "5", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "test examples" in r.stdout  # the figures are printed
+    assert "not written" in r.stderr and "50 test examples against 10000" in r.stderr
+    assert "k = 5 against k = 500" in r.stderr
+    assert (out / "metrics.json").read_bytes() == before
+    r = ccvae("evaluate", out, "--max-examples", "50", "--iwae-samples", "5", "--quiet", "--overwrite")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "metrics.json").read_text())["test"]["n_examples"] == 50
 
 
 def test_missing_explicit_data_dir(tmp_path):

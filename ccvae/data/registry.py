@@ -9,6 +9,7 @@ through a lazy wrapper, so importing this module (or loading MNIST) never import
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,7 @@ def _load_qm9(data_dir: str | os.PathLike | None = None, **kwargs: Any) -> Datas
     """Import ``ccvae.data.qm9`` (and so RDKit) only when QM9 is asked for."""
     from ccvae.data.qm9 import load_qm9
 
+    _check_options("qm9", load_qm9, kwargs)
     if data_dir is not None:
         kwargs["data_dir"] = data_dir
     return load_qm9(**kwargs)
@@ -87,7 +89,22 @@ def get_loader(name: str) -> Loader:
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None, **kwargs: Any) -> DatasetBundle:
     """Load dataset ``name`` with its loader: ``load_dataset("mnist", seed=1)``."""
     loader = get_loader(name)
+    _check_options(str(name).strip().lower(), loader, kwargs)
     return loader(data_dir=data_dir, **kwargs)
+
+
+def _check_options(name: str, loader: Loader, options: dict) -> None:
+    """DataError naming any option ``loader`` does not take (a loader that takes
+    ``**kwargs`` checks its own, as ``_load_qm9`` does)."""
+    params = inspect.signature(loader).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(options) - set(params))
+    if unknown:
+        accepted = sorted(k for k, p in params.items() if k != "data_dir" and p.kind in (
+            inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY))
+        raise DataError(f"unknown data option {', '.join(map(repr, unknown))} for {name}; "
+                        f"its options are: {', '.join(accepted)}")
 
 
 def available_sources(data_dir: str | os.PathLike | None = None) -> dict[str, SourceInfo]:
