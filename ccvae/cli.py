@@ -467,11 +467,11 @@ def cmd_sweep(args) -> int:
             raise ConfigError("--latent-dims is required (for example --latent-dims 2,3,5,10,50)")
         chosen["dataset"] = args.dataset or "mnist"
         spec = SweepSpec(**{k: v for k, v in chosen.items() if v is not None})
+    jobs = expand(spec)  # every run's settings checked before the database is touched
     db = ResultsDB(args.db)
     command = "ccvae " + " ".join(sys.argv[1:]) if sys.argv and "sweep" in sys.argv else None
     if args.dry_run:
         done = db.done_keys()
-        jobs = expand(spec)
         for j in jobs:
             t = j["train"]
             print(f"{'done' if j['key'] in done else 'todo'}  {j['key']}  {t['geometry']:<10} "

@@ -24,6 +24,14 @@ from .models.latent import INITIAL_CONCENTRATION, check_sphere_settings
 #: post's BCE so ELBOs compare with its tables; QM9 uses the von Mises angle
 #: likelihood (the post's cosine-similarity loss).
 DEFAULT_LIKELIHOOD = {"mnist": "bernoulli", "lfw": "bernoulli", "qm9": "von_mises"}
+#: The likelihoods that fit each dataset's values: pixel intensities in [0, 1] for the
+#: images, (cos, sin) pairs of dihedral angles for QM9 (no pixel likelihood reads
+#: those, and the angle likelihood reads no pixels). Dynamic binarisation resamples
+#: pixels, so it applies to the images only.
+DATASET_LIKELIHOODS = {"mnist": ("bernoulli", "continuous_bernoulli", "gaussian"),
+                       "lfw": ("bernoulli", "continuous_bernoulli", "gaussian"),
+                       "qm9": ("von_mises",)}
+BINARIZABLE = ("mnist", "lfw")
 
 
 @dataclass
@@ -61,6 +69,13 @@ class TrainConfig:
             self.likelihood = DEFAULT_LIKELIHOOD.get(self.dataset, "bernoulli")
         if self.likelihood not in LIKELIHOODS:
             raise ConfigError(f"unknown likelihood {self.likelihood!r}; choose one of {', '.join(LIKELIHOODS)}")
+        fits = DATASET_LIKELIHOODS.get(self.dataset)
+        if fits is not None and self.likelihood not in fits:
+            raise ConfigError(f"likelihood {self.likelihood!r} does not apply to {self.dataset}; "
+                              f"choose one of {', '.join(fits)}")
+        if self.binarize != "none" and self.dataset in DATASET_LIKELIHOODS and self.dataset not in BINARIZABLE:
+            raise ConfigError(f"binarize {self.binarize!r} applies to images ({', '.join(BINARIZABLE)}), "
+                              f"not to {self.dataset}")
         if isinstance(self.hidden, (list, tuple)):
             self.hidden = [int(h) for h in self.hidden]
             self.layers = len(self.hidden)
