@@ -246,9 +246,15 @@ def read_info(path: str | Path) -> CheckpointInfo:
     if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
         raise CheckpointError(
             f"{path} has checkpoint format version {version!r}; this ccvae ({__version__}) reads "
-            f"version {FORMAT_VERSION}. Upgrade ccvae or retrain the model.")
+            f"version {FORMAT_VERSION}. "
+            + ("Upgrade ccvae or retrain the model." if isinstance(version, int) and version > FORMAT_VERSION
+               else "The file is corrupt (the version must be a whole number): restore or retrain it."))
     if not isinstance(config.get("model"), dict):
         raise CheckpointError(f"{path}/config.json has no 'model' section")
+    for section in ("data", "training", "weights"):
+        if section in config and not isinstance(config[section], dict):
+            raise CheckpointError(f"{path}/config.json is corrupt: its {section!r} section must be "
+                                  f"a JSON object, not {type(config[section]).__name__}")
     metrics_path = path / METRICS_FILE
     metrics = _read_json(metrics_path, "metrics.json") if metrics_path.exists() else {}
     return CheckpointInfo(path, config, metrics)

@@ -178,7 +178,7 @@ def _add_sweep_parser(sub, geometries, likelihoods) -> None:
                        description="Train and evaluate every configuration of a grid (geometries x latent dims "
                        "x hidden layers x seeds) in parallel, and record each finished run in the SQLite "
                        "results database. Resumable: finished runs are skipped, killed runs are redone.")
-    s.add_argument("--dataset", help="mnist or lfw (default: mnist, or the protocol's)")
+    s.add_argument("--dataset", help="mnist, lfw or qm9 (default: mnist, or the protocol's)")
     s.add_argument("--protocol", choices=sorted(PROTOCOLS),
                    help="a published protocol's settings: davidson = dynamically binarised MNIST, "
                         "784-256-128 MLP, Adam 1e-3, batch 100, KL warm-up over 100 epochs, early "

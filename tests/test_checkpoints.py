@@ -171,6 +171,20 @@ def test_newer_format_version(ckpt):
         checkpoints.load(ckpt)
 
 
+def test_version_that_is_not_a_number_is_called_corrupt(ckpt):
+    _edit_config(ckpt, format_version="1")
+    with pytest.raises(CheckpointError, match="version '1'.*corrupt") as err:
+        checkpoints.load(ckpt)
+    assert "Upgrade" not in str(err.value)
+
+
+@pytest.mark.parametrize("section", ["data", "training", "weights"])
+def test_section_of_the_wrong_json_type_is_one_message(ckpt, section):
+    _edit_config(ckpt, **{section: ["not", "an", "object"]})
+    with pytest.raises(CheckpointError, match=f"'{section}' section must be a JSON object, not list"):
+        checkpoints.load(ckpt)
+
+
 def test_not_a_ccvae_checkpoint(ckpt):
     _edit_config(ckpt, format=None)
     with pytest.raises(CheckpointError, match="not a ccvae checkpoint"):
