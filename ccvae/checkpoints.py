@@ -325,11 +325,13 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[VA
     return model, info
 
 
-def list_checkpoints(root: str | Path = "checkpoints") -> list[CheckpointInfo]:
+def list_checkpoints(root: str | Path = "checkpoints",
+                     skipped: list[tuple[Path, str]] | None = None) -> list[CheckpointInfo]:
     """Every valid checkpoint under ``root`` (recursively), sorted by path.
 
     Hidden directories (temporary or replaced saves) are skipped; a directory
-    whose config.json is unreadable is skipped too (``load`` explains why).
+    whose config.json is unreadable, or that has no weights file, is skipped too,
+    and appended with the reason to ``skipped`` when a list is given.
     """
     root = Path(root)
     if not root.is_dir():
@@ -340,9 +342,13 @@ def list_checkpoints(root: str | Path = "checkpoints") -> list[CheckpointInfo]:
         if any(part.startswith(".") for part in ckpt.relative_to(root).parts):
             continue
         if not is_checkpoint(ckpt):
+            if skipped is not None:
+                skipped.append((ckpt, f"has {CONFIG_FILE} but no weights file ({WEIGHTS_FILE})"))
             continue
         try:
             found.append(read_info(ckpt))
-        except CheckpointError:
+        except CheckpointError as e:
+            if skipped is not None:
+                skipped.append((ckpt, str(e)))
             continue
     return found

@@ -429,7 +429,10 @@ def cmd_list(args) -> int:
     root = Path(args.root)
     if not root.is_dir():
         raise ConfigError(f"{root} is not a folder")
-    rows = [c.summary_row() for c in list_checkpoints(root)]
+    skipped: list[tuple[Path, str]] = []
+    rows = [c.summary_row() for c in list_checkpoints(root, skipped)]
+    for path, why in skipped:
+        print(f"note: skipped {path}: {why}", file=sys.stderr)
     if args.json:
         print(json.dumps(rows, indent=2))
     elif not rows:

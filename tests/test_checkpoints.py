@@ -69,8 +69,15 @@ def test_list_checkpoints_skips_hidden_and_broken(tmp_path):
     (tmp_path / ".a.tmp-123" / "config.json").write_text("{}")
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "config.json").write_text("not json")
-    names = [c.name for c in checkpoints.list_checkpoints(tmp_path)]
+    (tmp_path / "junk2").mkdir()
+    (tmp_path / "junk2" / "config.json").write_text("not json")
+    (tmp_path / "junk2" / "model.safetensors").write_bytes(b"")
+    skipped = []
+    names = [c.name for c in checkpoints.list_checkpoints(tmp_path, skipped)]
     assert names == ["a", "b", "c"]
+    # the broken ones are named with their reason; the hidden save in progress is not
+    assert [(p.name, "no weights file" in why or "not valid JSON" in why) for p, why in skipped] == [
+        ("junk", True), ("junk2", True)]
     assert checkpoints.list_checkpoints(tmp_path / "missing") == []
 
 
