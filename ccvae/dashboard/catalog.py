@@ -148,7 +148,8 @@ def _call_loader(loader, data_dir, kwargs: dict[str, Any]) -> DatasetBundle:
     kw, guessed = _loader_kwargs(loader, kwargs)
     try:
         return loader(data_dir=data_dir, **kw)
-    except TypeError as e:  # a wrapper passed a quiet option on to a loader without it
+    except (TypeError, DataError) as e:  # a wrapper passed a quiet option on to a loader
+        # without it (load_dataset's wrappers check options and raise DataError naming it)
         bad = [k for k in guessed if repr(k) in str(e) or k in str(e)]
         if not bad:
             raise
