@@ -12,9 +12,9 @@ from ccvae import jobs
 from ccvae.dashboard import catalog
 from ccvae.data.registry import DATASETS
 from ccvae.errors import CCVAEError
-from ccvae.models import GEOMETRIES, LIKELIHOODS
+from ccvae.models import GEOMETRIES
 from ccvae.models.latent import INITIAL_CONCENTRATION, SPHERE_POSTERIOR_LABELS
-from ccvae.training import DEFAULT_LIKELIHOOD, TrainConfig
+from ccvae.training import DEFAULT_LIKELIHOOD, TrainConfig, likelihoods_for
 from ccvae.viz.latent_plots import training_curves
 from app_pages import _common as common
 
@@ -33,7 +33,7 @@ with st.expander("New training run", expanded=True):
                               help="euclidean: Gaussian on R^d; sphere: vMF on S^d; hyperbolic: wrapped normal on H^d")
     latent_dim = c[2].number_input("latent dimension", min_value=0, max_value=512, value=2, step=1,
                                    key="train_latent_dim", help="2 means R², S² or H²")
-    likelihoods = ["default"] + list(LIKELIHOODS)
+    likelihoods = ["default"] + list(likelihoods_for(dataset))  # only those that fit its data
     likelihood = c[3].selectbox("likelihood", likelihoods, key="train_likelihood",
                                 format_func=lambda l: f"default ({DEFAULT_LIKELIHOOD.get(dataset, 'bernoulli')})"
                                 if l == "default" else l)

@@ -20,18 +20,23 @@ from .errors import ConfigError, TrainingError
 from .models import GEOMETRIES, LIKELIHOODS, VAE, ModelConfig
 from .models.latent import INITIAL_CONCENTRATION, check_sphere_settings
 
-#: The likelihood each dataset gets unless one is chosen. MNIST and LFW use the
-#: post's BCE so ELBOs compare with its tables; QM9 uses the von Mises angle
-#: likelihood (the post's cosine-similarity loss).
-DEFAULT_LIKELIHOOD = {"mnist": "bernoulli", "lfw": "bernoulli", "qm9": "von_mises"}
-#: The likelihoods that fit each dataset's values: pixel intensities in [0, 1] for the
-#: images, (cos, sin) pairs of dihedral angles for QM9 (no pixel likelihood reads
-#: those, and the angle likelihood reads no pixels). Dynamic binarisation resamples
-#: pixels, so it applies to the images only.
+#: The likelihoods that fit each dataset's values, its default first: pixel
+#: intensities in [0, 1] for the images, which get the post's BCE unless another is
+#: chosen (so ELBOs compare with its tables), and (cos, sin) pairs of dihedral angles
+#: for QM9, which get the von Mises angle likelihood (the post's cosine-similarity
+#: loss). No pixel likelihood reads angles, and the angle likelihood reads no pixels.
+#: Dynamic binarisation resamples pixels, so it applies to the images only.
 DATASET_LIKELIHOODS = {"mnist": ("bernoulli", "continuous_bernoulli", "gaussian"),
                        "lfw": ("bernoulli", "continuous_bernoulli", "gaussian"),
                        "qm9": ("von_mises",)}
+DEFAULT_LIKELIHOOD = {dataset: fits[0] for dataset, fits in DATASET_LIKELIHOODS.items()}
 BINARIZABLE = ("mnist", "lfw")
+
+
+def likelihoods_for(dataset: str) -> tuple[str, ...]:
+    """The likelihoods a run on ``dataset`` may use (all of them for a dataset not listed
+    in ``DATASET_LIKELIHOODS``)."""
+    return DATASET_LIKELIHOODS.get(dataset, tuple(LIKELIHOODS))
 
 
 @dataclass
@@ -69,8 +74,8 @@ class TrainConfig:
             self.likelihood = DEFAULT_LIKELIHOOD.get(self.dataset, "bernoulli")
         if self.likelihood not in LIKELIHOODS:
             raise ConfigError(f"unknown likelihood {self.likelihood!r}; choose one of {', '.join(LIKELIHOODS)}")
-        fits = DATASET_LIKELIHOODS.get(self.dataset)
-        if fits is not None and self.likelihood not in fits:
+        fits = likelihoods_for(self.dataset)
+        if self.likelihood not in fits:
             raise ConfigError(f"likelihood {self.likelihood!r} does not apply to {self.dataset}; "
                               f"choose one of {', '.join(fits)}")
         if self.binarize != "none" and self.dataset in DATASET_LIKELIHOODS and self.dataset not in BINARIZABLE:

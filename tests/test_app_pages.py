@@ -320,6 +320,12 @@ def test_train_page_refuses_bad_settings_and_runs_a_job(app, runs):
     assert [e.value for e in app.error] == [
         "Cannot start training: latent-dim must be a positive integer, got 0"]
     assert not jobs.list_jobs(runs)
+    # the likelihood menu offers only what fits the dataset's values
+    assert app.selectbox(key="train_likelihood").options == [
+        "default (bernoulli)", "bernoulli", "continuous_bernoulli", "gaussian"]
+    app.selectbox(key="train_dataset").set_value("qm9").run()
+    assert app.selectbox(key="train_likelihood").options == ["default (von_mises)", "von_mises"]
+    assert_clean(app)
     # a tiny real run, started from the page and followed through its files
     app.selectbox(key="train_dataset").set_value("lfw")
     app.selectbox(key="train_geometry").set_value("sphere").run()
