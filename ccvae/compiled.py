@@ -16,17 +16,24 @@ compiles each on first use:
   per process). It imports numba, so the kernel modules are imported only where
   they are used, after ``available()``: importing ccvae never imports numba, and a
   program that never samples on CPU never pays for it.
+* ``jit_vectorised``: the same, for loops written to be vectorised by LLVM with the
+  branch-free elementary functions of ``ccvae.simd_math``: numpy's error model (a
+  division by zero gives inf or NaN instead of a branch that raises, which would keep
+  the loop scalar) and FMA contraction (a Horner step is one instruction; no other
+  fast-math licence, so results are IEEE results up to the fused roundings, and the
+  bit tricks of ``simd_math`` are not reassociated away).
 
 Caveat of the on-disk cache: numba keys it on the kernel's own source file, and the
 module constants a kernel reads (some imported from the modules that document them)
-are frozen into the compiled code. After changing such a constant elsewhere, delete
+and the ``simd_math`` functions it inlines are frozen into the compiled code. After
+changing such a constant or function elsewhere, delete
 the kernel modules' ``__pycache__/*.nbi`` and ``*.nbc`` files (a fresh checkout has
 none), or the cached kernels keep the old value.
 """
 
 from __future__ import annotations
 
-__all__ = ["available", "jit"]
+__all__ = ["available", "jit", "jit_vectorised"]
 
 #: Whether numba imports: None until ``available()`` first tries.
 AVAILABLE: bool | None = None
@@ -52,3 +59,14 @@ def jit(fn):
         return numba.njit(cache=True, nogil=True)(fn)
     except RuntimeError:  # numba found no writable cache location
         return numba.njit(nogil=True)(fn)
+
+
+def jit_vectorised(fn):
+    """``jit`` with ``error_model="numpy"`` and ``fastmath={"contract"}`` (see the module
+    docstring): for loops over ``ccvae.simd_math``'s functions that LLVM vectorises."""
+    import numba
+    options = dict(nogil=True, error_model="numpy", fastmath={"contract"})
+    try:
+        return numba.njit(cache=True, **options)(fn)
+    except RuntimeError:  # numba found no writable cache location
+        return numba.njit(**options)(fn)

@@ -85,10 +85,6 @@ __all__ = [
 FIRST_ROUND_PROPOSALS = 8
 #: Proposals per left-over sample in later rounds (left-overs are few).
 LATER_ROUND_PROPOSALS = 32
-#: Up to this many samples the compiled quadrature runs, above it numpy's vectorised
-#: one, whose SIMD sine, log and exp beat the loop's scalar calls there (measured
-#: crossover 256-384 samples for m in {3, 10, 11, 41}; ``vmf_kernels``).
-COMPILED_QUADRATURE_MAX_SAMPLES = 256
 #: Hard bound on rejection rounds, after which a RuntimeError is raised. For finite
 #: parameters the chance of reaching it is < 0.38^(8 + 8*32) ~ 1e-110; in practice it
 #: is only reached with NaN/inf parameters and argument validation turned off.
@@ -383,8 +379,9 @@ def _dw_dkappa(backend: str, kappa: torch.Tensor, omega, m: int, one_minus_mean:
     """``implicit_w_gradient`` with omega (any float dtype) a torch tensor for the torch
     backend and a numpy array otherwise, and the result a float64 array of the same
     library and shape; ``kappa`` and ``one_minus_mean`` are tensors that broadcast to it.
-    The compiled loop does batches of up to ``COMPILED_QUADRATURE_MAX_SAMPLES`` samples,
-    numpy's vectorised form larger ones (faster there; see ``vmf_kernels``)."""
+    The compiled loop (``vmf_kernels.dw_dkappa``) is the fastest form at every size
+    (measured at m = 10, kappa = 100: 128 samples 0.10 against numpy's 0.35 ms, 1024
+    0.32 against 0.67 ms, 16384 4.9 against 8.1 ms)."""
     shape = omega.shape
     xp = torch if backend == "torch" else np
 
@@ -393,7 +390,7 @@ def _dw_dkappa(backend: str, kappa: torch.Tensor, omega, m: int, one_minus_mean:
         return t if xp is torch else t.cpu().numpy()
 
     nodes, weights = _gauss_legendre(QUADRATURE_NODES, kappa.device, xp)
-    if backend == "numba" and omega.size <= COMPILED_QUADRATURE_MAX_SAMPLES:
+    if backend == "numba":
         out = np.empty(omega.size)
         _kernels().dw_dkappa(flat64(kappa), np.ascontiguousarray(omega, dtype=np.float64).reshape(-1),
                               flat64(one_minus_mean), m, nodes, weights,
