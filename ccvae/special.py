@@ -395,10 +395,9 @@ def _bessel_terms_compiled(o: _Order, x: torch.Tensor, log_normalised: bool, log
     flat = x.detach().reshape(-1).contiguous().numpy()
     small = np.empty(flat.shape[0], dtype=bool)
     out = np.empty((5, flat.shape[0]))  # log_normalised, log_ive, R, 1 - R, R'
-    bessel_terms_native(flat, float(o.v), o.inv_den.numpy(), o.debye_c.numpy(), SERIES_X_MAX,
-                        float(o.y_small), small, *out)
-    any_small = bool(small.any())
-    all_small = any_small and bool(small.all())
+    n_small = bessel_terms_native(flat, float(o.v), o.inv_den.numpy(), o.debye_c.numpy(), SERIES_X_MAX,
+                                  float(o.y_small), small, *out)
+    any_small, all_small = n_small > 0, n_small == flat.shape[0]
     out = torch.from_numpy(out)
     if x.dim() != 1:
         out = out.reshape(5, *x.shape)

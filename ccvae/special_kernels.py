@@ -53,6 +53,8 @@ def bessel_terms_native(x, v, inv_den, debye, series_x_max, y_small, small, log_
     element at a time with an early stop of the Debye sums, took 0.20 ms for 1024
     elements at v = 4, x = 100; this one sums all the terms, as the tensor form does.)
     NaN goes to the Debye regime (both regime tests are False) and gives NaN.
+    Returns the number of elements in the series regime (so that the caller needs no
+    pass over ``small``).
     """
     n = x.shape[0]
     series_rows = np.empty(n, dtype=np.int64)
@@ -97,6 +99,7 @@ def bessel_terms_native(x, v, inv_den, debye, series_x_max, y_small, small, log_
             ratio[i] = res[1, r]
             one_minus_ratio[i] = res[2, r]
             ratio_derivative[i] = res[3, r]
+    return n_s
 
 
 @jit_vectorised

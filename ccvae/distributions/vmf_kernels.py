@@ -32,7 +32,7 @@ from .. import simd_math
 from ..compiled import jit, jit_vectorised
 from .von_mises_fisher import _FLOAT64_TINY  # the floor of 1 - w
 
-__all__ = ["wood_round", "dw_dkappa", "reflect_forward", "reflect_backward"]
+__all__ = ["wood_round", "dw_dkappa", "reflect_forward", "reflect_backward", "kl_and_gradient"]
 
 #: Element reads go through np.float64: numba's float() keeps a float32 a float32 (so
 #: its arithmetic would be float32, not the float64 the numpy forms do).
@@ -125,8 +125,8 @@ def _node_terms_circle(x_j, w_j, count, k, u_w, oma, quarter, middle, total):
 
 @jit_vectorised
 def dw_dkappa(kappa, omega, one_minus_mean, m, nodes, weights, window, out):
-    """``von_mises_fisher._implicit_w_gradient`` on flat float64 arrays of one length,
-    dw/dkappa into ``out``. The same window (a Newton step from a Gaussian estimate to
+    """``von_mises_fisher._implicit_w_gradient`` on flat arrays of one length (float32 or
+    float64, read as float64), dw/dkappa into ``out`` (float64). The same window (a Newton step from a Gaussian estimate to
     where the integrand has fallen by e^-log_drop) and Gauss-Legendre rule in phi, with
     the same clamps. ``window`` is (log_drop, left_sigmas, right_sigmas), the constants
     ``von_mises_fisher`` documents.
@@ -148,10 +148,11 @@ def dw_dkappa(kappa, omega, one_minus_mean, m, nodes, weights, window, out):
         count = min(size, n - first)
         for r in range(count):
             i = first + r
-            k = kappa[i]
-            oma = one_minus_mean[i]
-            upper = omega[i] <= oma  # w >= A: integrate over [0, theta]
-            u_w = max(omega[i], _FLOAT64_TINY)
+            k = _f64(kappa[i])
+            oma = _f64(one_minus_mean[i])
+            om = _f64(omega[i])
+            upper = om <= oma  # w >= A: integrate over [0, theta]
+            u_w = max(om, _FLOAT64_TINY)
             sin2_w = u_w * (2.0 - u_w)
             theta = 2.0 * math.asin(min(math.sqrt(0.5 * u_w), 1.0))
             if m > 2:
@@ -159,10 +160,10 @@ def dw_dkappa(kappa, omega, one_minus_mean, m, nodes, weights, window, out):
                 inv = 1.0 / (root + mm2)
                 cos_mode = 2.0 * k * inv
                 u_mode = (mm2 + mm2 * mm2 / (root + 2.0 * k)) * inv
-                log_sin2_mode = math.log(u_mode * (2.0 - u_mode))
+                log_sin2_mode = simd_math.log(u_mode * (2.0 - u_mode))
                 sigma = 1.0 / math.sqrt(k * (cos_mode + 1.0 / cos_mode))
                 phi_mode = 2.0 * math.asin(math.sqrt(0.5 * u_mode))
-                log_sin2_w = math.log(sin2_w)
+                log_sin2_w = simd_math.log(sin2_w)
                 drop_w = k * (u_w - u_mode) - h * (log_sin2_w - log_sin2_mode)
             else:  # the circle
                 sigma = 1.0 / math.sqrt(k)
@@ -174,12 +175,12 @@ def dw_dkappa(kappa, omega, one_minus_mean, m, nodes, weights, window, out):
             else:
                 start = max(phi_mode + right_sigmas * sigma, theta)
             if 0.0 < start < math.pi:
-                s0 = math.sin(0.5 * start)
+                s0 = simd_math.sin_half_pi(0.5 * start)
                 u0 = 2.0 * s0 * s0
                 if m > 2:
-                    log_sin2_0 = math.log(u0 * (2.0 - u0))
+                    log_sin2_0 = simd_math.log(u0 * (2.0 - u0))
                     drop_0 = k * (u0 - u_mode) - h * (log_sin2_0 - log_sin2_mode)
-                    slope_0 = k - mm2 * (1.0 - u0) / math.exp(log_sin2_0)
+                    slope_0 = k - mm2 * (1.0 - u0) / simd_math.exp(log_sin2_0)
                     u_cut = u0 + (level - drop_0) / slope_0
                 else:
                     u_cut = level / k
@@ -265,3 +266,21 @@ def reflect_backward(loc, omega, g, grad, tiny, grad_loc, d_omega):
             grad_loc[i, j] = c * (beta * sin_theta * v_j + alpha * _f64(grad[i, j]))
             dot += s * (c * beta * _f64(loc[i, j]) * s - _f64(grad[i, j])) * v_j
         d_omega[i] = dot * z00 / sin_theta - s * (c * beta * u0 - _f64(grad[i, 0]))
+
+
+@jit_vectorised
+def kl_and_gradient(kappa, v, lgamma_v1, small, log_normalised, log_ive, ratio, one_minus_ratio,
+                    ratio_derivative, kl, dkl):
+    """``von_mises_fisher._kl_and_gradient`` element by element: KL(vMF || U) into ``kl``
+    (kappa's dtype, rounded once) and dKL/dkappa = kappa R' into ``dkl`` (float64), from
+    the Bessel terms of v = m/2 - 1 (``lgamma_v1`` = lgamma(v + 1)): kappa R - log of the
+    normalised series where ``small``, else -kappa (1 - R) - log(I_v e^-kappa)
+    + v log(kappa/2) - lgamma(v + 1) (``log_normalised`` is read only where ``small``,
+    ``log_ive`` only elsewhere)."""
+    for i in range(kappa.shape[0]):
+        k = _f64(kappa[i])
+        if small[i]:
+            kl[i] = k * ratio[i] - log_normalised[i]
+        else:
+            kl[i] = simd_math.log(0.5 * k) * v - k * one_minus_ratio[i] - log_ive[i] - lgamma_v1
+        dkl[i] = k * ratio_derivative[i]
