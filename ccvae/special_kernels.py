@@ -75,30 +75,25 @@ def bessel_terms_native(x, v, inv_den, debye, series_x_max, y_small, small, log_
     xb = np.empty(size)
     work = np.empty((8, size))
     res = np.empty((4, size))
-    for first in range(0, n_s, size):
-        count = min(size, n_s - first)
-        for r in range(count):
-            xb[r] = x[series_rows[first + r]]
-        _series_block(xb, count, v, inv_den, work, res)
-        for r in range(count):
-            i = series_rows[first + r]
-            log_normalised[i] = res[0, r]
-            log_ive[i] = 0.0
-            ratio[i] = res[1, r]
-            one_minus_ratio[i] = res[2, r]
-            ratio_derivative[i] = res[3, r]
-    for first in range(0, n_d, size):
-        count = min(size, n_d - first)
-        for r in range(count):
-            xb[r] = x[debye_rows[first + r]]
-        _debye_block(xb, count, v, debye, work, res)
-        for r in range(count):
-            i = debye_rows[first + r]
-            log_ive[i] = res[0, r]
-            log_normalised[i] = 0.0
-            ratio[i] = res[1, r]
-            one_minus_ratio[i] = res[2, r]
-            ratio_derivative[i] = res[3, r]
+    for series in (True, False):
+        rows, n_rows = (series_rows, n_s) if series else (debye_rows, n_d)
+        # the regime's own log goes to its output, 0 to the other one's
+        own, other = (log_normalised, log_ive) if series else (log_ive, log_normalised)
+        for first in range(0, n_rows, size):
+            count = min(size, n_rows - first)
+            for r in range(count):
+                xb[r] = x[rows[first + r]]
+            if series:
+                _series_block(xb, count, v, inv_den, work, res)
+            else:
+                _debye_block(xb, count, v, debye, work, res)
+            for r in range(count):
+                i = rows[first + r]
+                own[i] = res[0, r]
+                other[i] = 0.0
+                ratio[i] = res[1, r]
+                one_minus_ratio[i] = res[2, r]
+                ratio_derivative[i] = res[3, r]
     return n_s
 
 
