@@ -51,22 +51,22 @@ def available() -> bool:
     return AVAILABLE
 
 
-def jit(fn):
-    """``numba.njit(cache=True, nogil=True)``, or without the cache where numba finds no
-    writable location for it. Compiles on the first call (per argument types)."""
+def _njit(fn, **options):
+    """``numba.njit(cache=True, nogil=True, **options)``, or without the cache where numba
+    finds no writable location for it. Compiles on the first call (per argument types)."""
     import numba
     try:
-        return numba.njit(cache=True, nogil=True)(fn)
+        return numba.njit(cache=True, nogil=True, **options)(fn)
     except RuntimeError:  # numba found no writable cache location
-        return numba.njit(nogil=True)(fn)
+        return numba.njit(nogil=True, **options)(fn)
+
+
+def jit(fn):
+    """The kernels' decorator: ``numba.njit``, cached on disk where it can be, nogil."""
+    return _njit(fn)
 
 
 def jit_vectorised(fn):
     """``jit`` with ``error_model="numpy"`` and ``fastmath={"contract"}`` (see the module
     docstring): for loops over ``ccvae.simd_math``'s functions that LLVM vectorises."""
-    import numba
-    options = dict(nogil=True, error_model="numpy", fastmath={"contract"})
-    try:
-        return numba.njit(cache=True, **options)(fn)
-    except RuntimeError:  # numba found no writable cache location
-        return numba.njit(**options)(fn)
+    return _njit(fn, error_model="numpy", fastmath={"contract"})
